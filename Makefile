@@ -1,0 +1,38 @@
+# Two entry points for a fresh Debian/Ubuntu machine (no ROS, no GPU):
+#   make demo   - set up, then run the main job on the shipped sample data
+#   make test   - set up, then run the test suite
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+DATA    ?= ../shared/data
+OUT     ?= out
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned to 2.13.0 in setup.py: that release is the local CPU wheel; an unpinned
+# torch would pull several GB of CUDA builds.
+$(VENV)/.installed: setup.py
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+demo: setup
+	mkdir -p $(OUT)
+	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen.mcap --overwrite
+	$(VENV)/bin/ros-gs bag info $(OUT)/kitchen.mcap
+	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --node image_stats --out $(OUT)/kitchen_stats.mcap --overwrite
+	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
+		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
+	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS) tests
+
+bench: setup
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(OUT) build install log

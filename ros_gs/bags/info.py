@@ -1,0 +1,77 @@
+"""``ros-gs bag info``: what ``ros2 bag info`` shows, without ROS, plus image encodings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ros_gs.bags.reader import BagReader
+from ros_gs.errors import InputError
+
+_IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage", "sensor_msgs/msg/PointCloud2")
+
+
+@dataclass
+class TopicInfo:
+    topic: str
+    msgtype: str
+    count: int
+    rate_hz: float | None
+    #: For images: encoding and size of the first message ("rgb8 640x480"); clouds: fields.
+    detail: str = ""
+
+
+@dataclass
+class BagInfo:
+    path: str
+    duration_s: float
+    start_ns: int
+    end_ns: int
+    messages: int
+    topics: list[TopicInfo] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def table(self) -> str:
+        lines = [
+            f"bag:       {self.path}",
+            f"duration:  {self.duration_s:.3f} s",
+            f"start:     {self.start_ns * 1e-9:.9f}",
+            f"end:       {self.end_ns * 1e-9:.9f}",
+            f"messages:  {self.messages}",
+            "topics:",
+        ]
+        width = max((len(t.topic) for t in self.topics), default=5)
+        twidth = max((len(t.msgtype) for t in self.topics), default=4)
+        for t in self.topics:
+            rate = f"{t.rate_hz:8.2f} Hz" if t.rate_hz is not None else "       - Hz"
+            lines.append(f"  {t.topic:<{width}}  {t.msgtype:<{twidth}}  {t.count:7d}  {rate}  {t.detail}".rstrip())
+        return "\n".join(lines)
+
+
+def _detail(reader: BagReader, topic: str, msgtype: str) -> str:
+    if msgtype not in _IMAGE_TYPES:
+        return ""
+    for raw in reader.raw_messages([topic]):
+        try:
+            msg = reader.decode(raw)
+        except InputError as err:
+            return f"(first message unreadable: {err})"
+        if msgtype.endswith("/Image"):
+            return f"{msg.encoding} {msg.width}x{msg.height}"
+        if msgtype.endswith("/CompressedImage"):
+            return msg.format
+        return "fields " + ",".join(f.name for f in msg.fields) + f" {msg.width}x{msg.height}"
+    return ""
+
+
+def bag_info(path: Path | str) -> BagInfo:
+    with BagReader(path) as reader:
+        summaries = reader.summary()
+        topics = [
+            TopicInfo(s.topic, s.msgtype, s.count, s.rate_hz, _detail(reader, s.topic, s.msgtype)) for s in summaries
+        ]
+        start, end = (reader.start_ns, reader.end_ns) if any(s.count for s in summaries) else (0, 0)
+    return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics)

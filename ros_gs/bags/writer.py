@@ -1,0 +1,111 @@
+"""Write messages to a rosbag2 (MCAP storage by default) that ``ros2 bag``, Foxglove and RViz open.
+
+A thin layer over ``rosbags.rosbag2.Writer`` that adds connections on first use, serialises
+with ros_gs's typestore (so our own interfaces work without ROS), and records QoS so latched
+topics replay as transient-local.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rosbags.interfaces import (
+    Connection,
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from ros_gs.runtime.qos import DEFAULT_QOS, QoS
+from ros_gs.runtime.typestore import MessageFactory
+
+_STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
+def to_bag_qos(qos: QoS) -> Qos:
+    """Our QoS as the rosbag2 metadata record (what ``ros2 bag play`` offers)."""
+    zero = QosTime(0, 0)
+    return Qos(
+        QosHistory.KEEP_LAST,
+        qos.depth,
+        QosReliability.RELIABLE if qos.reliable else QosReliability.BEST_EFFORT,
+        QosDurability.TRANSIENT_LOCAL if qos.transient_local else QosDurability.VOLATILE,
+        zero,
+        zero,
+        QosLiveliness.AUTOMATIC,
+        zero,
+        False,
+    )
+
+
+class BagWriter:
+    """Append messages to a new rosbag2 directory; use as a context manager."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        factory: MessageFactory | None = None,
+        storage: str = "mcap",
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise FileExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
+            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+        if storage not in _STORAGE:
+            raise ValueError(f"storage must be one of {sorted(_STORAGE)}, got {storage!r}")
+        self.factory = factory or MessageFactory()
+        self._writer = Writer(self.path, version=9, storage_plugin=_STORAGE[storage])
+        self._connections: dict[str, Connection] = {}
+        self.counts: dict[str, int] = {}
+        self._open = False
+
+    def open(self) -> BagWriter:
+        self._writer.open()
+        self._open = True
+        return self
+
+    def close(self) -> None:
+        if self._open:
+            self._writer.close()
+            self._open = False
+
+    def __enter__(self) -> BagWriter:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self, topic: str, msgtype: str, qos: QoS) -> Connection:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._writer.add_connection(
+                topic,
+                msgtype,
+                typestore=self.factory.store,
+                offered_qos_profiles=[to_bag_qos(qos)],
+            )
+            self._connections[topic] = conn
+            self.counts[topic] = 0
+        elif conn.msgtype != msgtype:
+            raise TypeError(f"topic {topic} already holds {conn.msgtype}, cannot write {msgtype}")
+        return conn
+
+    def write(self, topic: str, msgtype: str, msg: Any, log_ns: int, qos: QoS = DEFAULT_QOS) -> None:
+        """Serialise ``msg`` and append it at log time ``log_ns``."""
+        self.write_raw(topic, msgtype, self.factory.serialize(msg, msgtype), log_ns, qos)
+
+    def write_raw(self, topic: str, msgtype: str, raw: bytes, log_ns: int, qos: QoS = DEFAULT_QOS) -> None:
+        if not self._open:
+            raise RuntimeError("BagWriter is not open")
+        if log_ns < 0:
+            raise ValueError(f"negative log time {log_ns} for {topic}")
+        self._writer.write(self._connection(topic, msgtype, qos), int(log_ns), raw)
+        self.counts[topic] += 1

@@ -1,0 +1,160 @@
+"""``ros-gs``: the command line.  Each command calls nodes or the core; none holds logic of its own.
+
+Bad input (missing files, malformed data, invalid parameters) ends with one ``error:`` line
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+import yaml
+
+from ros_gs.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="ros_gs: Gaussian-splatting world model tools")
+bag_app = typer.Typer(no_args_is_help=True, help="Make and inspect rosbag2 files (no ROS needed).")
+app.add_typer(bag_app, name="bag")
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="[%(levelname)s] [%(name)s] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@bag_app.command("from-rgbd")
+def bag_from_rgbd(
+    folder: Annotated[Path, typer.Argument(help="folder of frame-XXXXXX.{color.jpg,depth.png,pose.txt}")],
+    out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
+    fps: Annotated[float, typer.Option(help="frame rate of the stamps")] = 30.0,
+    max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """RGB-D frames with ground-truth poses -> Image, CameraInfo, /tf and /ground_truth/pose."""
+    from ros_gs.bags.from_rgbd import rgbd_folder_to_bag
+
+    counts = rgbd_folder_to_bag(folder, out, fps=fps, max_frames=max_frames, overwrite=overwrite)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
+
+
+@bag_app.command("from-ouster")
+def bag_from_ouster(
+    pcap: Annotated[Path, typer.Argument(help="Ouster packet capture (.pcap)")],
+    metadata: Annotated[Path, typer.Argument(help="the sensor's metadata JSON")],
+    out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """Ouster LiDAR + IMU packets -> /lidar/points (PointCloud2 with per-point time) and /imu/data."""
+    from ros_gs.bags.from_ouster import ouster_pcap_to_bag
+
+    counts = ouster_pcap_to_bag(pcap, metadata, out, overwrite=overwrite)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
+
+
+@bag_app.command("info")
+def bag_info_cmd(
+    bag: Annotated[Path, typer.Argument(help="rosbag2 folder or .mcap/.db3 file")],
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Topics, types, counts, rates and image encodings of a bag."""
+    from ros_gs.bags.info import bag_info
+
+    info = bag_info(bag)
+    typer.echo(info.to_json() if json_out else info.table())
+
+
+def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        node, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise InputError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
+        out.setdefault(node, {})[name] = yaml.safe_load(value)
+    return out
+
+
+@app.command()
+def replay(
+    bag: Annotated[Path, typer.Argument(help="input rosbag2")],
+    out: Annotated[Optional[Path], typer.Option(help="output MCAP bag with everything published")] = None,
+    node: Annotated[list[str], typer.Option(help="node(s) to run (see `ros-gs nodes`)")] = ["image_stats"],
+    params: Annotated[list[Path], typer.Option(help="ROS 2 parameter YAML file(s)")] = [],
+    set_: Annotated[list[str], typer.Option("--set", help="override: NODE.PARAM=VALUE")] = [],
+    services: Annotated[Optional[Path], typer.Option(help="YAML list of service calls to make")] = None,
+    rate: Annotated[Optional[float], typer.Option(help="pace at this multiple of real time (default: as fast as possible)")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="replay only the first S seconds")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """Run nodes on a recorded bag on simulated time; write what they publish to OUT."""
+    from ros_gs.nodes import load_node
+    from ros_gs.runtime.replay import ReplayRuntime, load_service_calls
+
+    runtime = ReplayRuntime(
+        bag,
+        out,
+        param_files=params,
+        overrides=_parse_sets(set_),
+        service_calls=load_service_calls(services) if services else (),
+        rate=rate,
+        overwrite=overwrite,
+        progress=True,
+    )
+    for name in node:
+        runtime.add_node(load_node(name), name)
+    report = runtime.run(duration_s=duration)
+    typer.echo(
+        f"replayed {report.sim_s:.2f} s of {bag} in {report.wall_s:.2f} s: "
+        f"{sum(report.delivered.values())} messages delivered, {sum(report.published.values())} published, "
+        f"{report.timer_calls} timer calls, {len(report.services)} service calls"
+    )
+    for topic, n in sorted(report.published.items()):
+        typer.echo(f"  published {topic}: {n}")
+    for key, n in sorted(report.skipped.items()):
+        typer.echo(f"  skipped {n}: {' '.join(key)}")
+    for key, n in sorted(report.errors.items()):
+        typer.echo(f"  ERRORS {n}: {' '.join(key)}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def nodes() -> None:
+    """List the nodes that can run under replay or ROS 2."""
+    from ros_gs.nodes import NODES, load_node
+
+    for name in sorted(NODES):
+        doc = (load_node(name).__module__ and sys.modules[load_node(name).__module__].__doc__ or "").strip()
+        typer.echo(f"{name:16s} {doc.splitlines()[0] if doc else ''}")
+
+
+def main() -> None:
+    """Console entry: typer app with bad input turned into one clean error line."""
+    try:
+        app(standalone_mode=False)
+    except (InputError, FileExistsError, FileNotFoundError, KeyError) as err:
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as err:  # normal exits
+        sys.exit(getattr(err, "exit_code", getattr(err, "code", 0)) or 0)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as err:  # click usage errors arrive as ClickException
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

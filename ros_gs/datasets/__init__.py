@@ -1,0 +1,1 @@
+"""Datasets as plug-ins: folders and captures on disk -> frames of numpy arrays (no ROS)."""

@@ -1,0 +1,156 @@
+"""The one node API every ros_gs node is written against.
+
+A node is a plain class ``Node(ctx: NodeContext)``: in ``__init__`` it reads its typed
+parameters and creates subscriptions, publishers, timers and services on ``ctx``.  The
+runtime behind ``ctx`` decides where messages come from: rclpy under a real ROS 2
+(:mod:`ros_gs.runtime.rclpy_runtime`) or a rosbag2 replayed on simulated time
+(:mod:`ros_gs.runtime.replay`).  Message objects carry the standard ROS field names in both,
+so conversion code in :mod:`ros_gs.sensors` is shared.
+
+Callbacks are guarded: an :class:`~ros_gs.errors.InputError` (bad message, missing TF, ...)
+is logged in one line and counted as a skip; any other exception is logged with its
+traceback and counted as an error.  Either way the node keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from ros_gs.errors import InputError
+from ros_gs.runtime.qos import DEFAULT_QOS, LATCHED_QOS, QoS
+
+P = TypeVar("P", bound=BaseModel)
+Callback = Callable[[Any], None]
+ServiceCallback = Callable[[Any, Any], Any]
+
+#: Log the first few skips of each kind in full, then one in this many.
+_LOG_EVERY = 100
+_LOG_FIRST = 5
+
+
+class Publisher(Protocol):
+    topic: str
+    msgtype: str
+
+    def publish(self, msg: Any) -> None: ...
+
+
+def resolve_name(name: str, node_name: str, namespace: str = "/") -> str:
+    """ROS name resolution: ``~/x`` -> ``/<ns>/<node>/x``, ``x`` -> ``/<ns>/x``, ``/x`` stays."""
+    if not name:
+        raise ValueError("empty topic or service name")
+    ns = "/" + namespace.strip("/") if namespace.strip("/") else ""
+    if name.startswith("~"):
+        return f"{ns}/{node_name}/{name[1:].lstrip('/')}".rstrip("/")
+    if name.startswith("/"):
+        return name
+    return f"{ns}/{name}"
+
+
+def srv_parts(srvtype: str) -> tuple[str, str]:
+    """``pkg/srv/Name`` -> (``pkg/srv/Name_Request``, ``pkg/srv/Name_Response``)."""
+    return f"{srvtype}_Request", f"{srvtype}_Response"
+
+
+class NodeContext(ABC):
+    """What a node may ask of its runtime.  Subclasses implement the abstract methods."""
+
+    def __init__(self, name: str, namespace: str = "/") -> None:
+        self.name = name
+        self.namespace = namespace
+        self.logger = logging.getLogger(f"ros_gs.{name}")
+        #: (topic or service, error class name) -> count of callbacks that failed on input.
+        self.skips: Counter[tuple[str, str]] = Counter()
+        #: (topic or service, error class name) -> count of callbacks that raised a bug.
+        self.errors: Counter[tuple[str, str]] = Counter()
+        self._tf = None
+
+    # -- names, messages, time, parameters -------------------------------------------------
+    def resolve(self, name: str) -> str:
+        return resolve_name(name, self.name, self.namespace)
+
+    @abstractmethod
+    def make(self, typename: str, **fields: Any) -> Any:
+        """Build a message of ``typename`` (``pkg/msg/Name``); unset fields get defaults."""
+
+    @abstractmethod
+    def now_ns(self) -> int:
+        """Current time in nanoseconds: simulated in replay, the node clock under rclpy."""
+
+    @abstractmethod
+    def get_params(self, model: type[P]) -> P:
+        """This node's parameters, validated against ``model``."""
+
+    # -- communication ----------------------------------------------------------------------
+    @abstractmethod
+    def create_subscription(
+        self, msgtype: str, topic: str, callback: Callback, qos: QoS = DEFAULT_QOS
+    ) -> None: ...
+
+    @abstractmethod
+    def create_publisher(self, msgtype: str, topic: str, qos: QoS = DEFAULT_QOS) -> Publisher: ...
+
+    @abstractmethod
+    def create_timer(self, period_s: float, callback: Callable[[], None]) -> None: ...
+
+    @abstractmethod
+    def create_service(self, srvtype: str, name: str, callback: ServiceCallback) -> None:
+        """``callback(request, response) -> response`` as in rclpy."""
+
+    # -- TF ---------------------------------------------------------------------------------
+    def tf_buffer(self):
+        """A TF buffer fed from /tf and /tf_static (subscribed on first use)."""
+        if self._tf is None:
+            from ros_gs.sensors.tf_buffer import TfBuffer
+
+            self._tf = TfBuffer()
+            self.create_subscription(
+                "tf2_msgs/msg/TFMessage", "/tf", lambda m: self._tf.add_tf_message(m, static=False)
+            )
+            self.create_subscription(
+                "tf2_msgs/msg/TFMessage",
+                "/tf_static",
+                lambda m: self._tf.add_tf_message(m, static=True),
+                LATCHED_QOS,
+            )
+        return self._tf
+
+    # -- error policy -------------------------------------------------------------------------
+    def guard(self, where: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Wrap a callback so bad input is a counted skip and a bug never stops the node."""
+
+        def guarded(*args: Any) -> Any:
+            try:
+                return func(*args)
+            except InputError as err:
+                self.count_skip(where, err)
+            except Exception as err:  # noqa: BLE001 - a node must outlive one bad callback
+                key = (where, type(err).__name__)
+                self.errors[key] += 1
+                if self.errors[key] <= _LOG_FIRST or self.errors[key] % _LOG_EVERY == 0:
+                    self.logger.error(
+                        "%s: unexpected %s (#%d): %s\n%s",
+                        where,
+                        type(err).__name__,
+                        self.errors[key],
+                        err,
+                        traceback.format_exc(),
+                    )
+            return None
+
+        return guarded
+
+    def count_skip(self, where: str, err: Exception | str) -> None:
+        """Count (and log, rate-limited) one input that had to be skipped."""
+        kind = type(err).__name__ if isinstance(err, Exception) else "skip"
+        key = (where, kind)
+        self.skips[key] += 1
+        if self.skips[key] <= _LOG_FIRST or self.skips[key] % _LOG_EVERY == 0:
+            self.logger.warning("%s: skipped (%s #%d): %s", where, kind, self.skips[key], err)

@@ -1,0 +1,334 @@
+"""Run nodes on a recorded rosbag2, on simulated time, as fast as they go.
+
+Messages are delivered to subscribed callbacks in log-time order; the clock is the log time
+of the message being delivered, timers fire at their simulated times (``start + k*period``),
+service calls from a request list are made at their times, and everything a node publishes
+is written to an MCAP output bag at the simulated time it was published.  Messages published
+by one node and subscribed by another in the same replay are delivered to it at that time.
+
+Ordering at equal times is fixed (bag messages, then intra-process messages, then timers,
+then service calls; ties broken by creation order), so a replay is deterministic.  With
+``rate`` set, simulated time is paced against the wall clock (``rate=1`` is real time).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from ros_gs.bags.reader import BagReader
+from ros_gs.bags.writer import BagWriter
+from ros_gs.errors import ConfigError, InputError
+from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, srv_parts
+from ros_gs.runtime.params import load_params
+from ros_gs.runtime.qos import DEFAULT_QOS, QoS
+from ros_gs.runtime.typestore import MessageFactory
+
+log = logging.getLogger("ros_gs.replay")
+
+# Event priorities at equal simulated time.
+_BAG, _LOCAL, _TIMER, _SERVICE = 0, 1, 2, 3
+
+
+@dataclass
+class ServiceCall:
+    """A request to make during replay, at ``time_s`` seconds after the bag's first message."""
+
+    time_s: float
+    service: str
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceResult:
+    service: str
+    stamp_ns: int
+    request: Any
+    response: Any | None
+    error: str | None = None
+
+
+@dataclass
+class ReplayReport:
+    """What happened in a replay: counts per topic, skips and errors per node, timings."""
+
+    start_ns: int = 0
+    end_ns: int = 0
+    delivered: Counter = field(default_factory=Counter)
+    published: Counter = field(default_factory=Counter)
+    timer_calls: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
+    services: list[ServiceResult] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def sim_s(self) -> float:
+        return (self.end_ns - self.start_ns) * 1e-9
+
+
+def load_service_calls(path: Path | str) -> list[ServiceCall]:
+    """Read a YAML list of ``{time: s, service: name, request: {...}}``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or []
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"cannot read service calls from {path}: {err}") from err
+    if not isinstance(data, list):
+        raise ConfigError(f"{path}: expected a list of service calls")
+    calls = []
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or "service" not in item:
+            raise ConfigError(f"{path}: entry {i} needs at least 'service' (and 'time', 'request')")
+        calls.append(ServiceCall(float(item.get("time", 0.0)), str(item["service"]), dict(item.get("request") or {})))
+    return calls
+
+
+class _ReplayPublisher:
+    def __init__(self, runtime: ReplayRuntime, ctx: ReplayContext, msgtype: str, topic: str, qos: QoS) -> None:
+        self.runtime, self.ctx, self.msgtype, self.topic, self.qos = runtime, ctx, msgtype, topic, qos
+
+    def publish(self, msg: Any) -> None:
+        self.runtime._publish(self, msg)
+
+
+class ReplayContext(NodeContext):
+    """The node API on top of a :class:`ReplayRuntime`."""
+
+    def __init__(self, runtime: ReplayRuntime, name: str, namespace: str = "/") -> None:
+        super().__init__(name, namespace)
+        self.runtime = runtime
+
+    def make(self, typename: str, **fields: Any) -> Any:
+        return self.runtime.factory(typename, **fields)
+
+    def now_ns(self) -> int:
+        return self.runtime.now_ns
+
+    def get_params(self, model: type[P]) -> P:
+        return load_params(model, self.name, self.runtime.param_files, self.runtime.overrides.get(self.name))
+
+    def create_subscription(self, msgtype: str, topic: str, callback: Callback, qos: QoS = DEFAULT_QOS) -> None:
+        topic = self.resolve(topic)
+        self.runtime._subs[topic].append((self, msgtype, self.guard(topic, callback)))
+
+    def create_publisher(self, msgtype: str, topic: str, qos: QoS = DEFAULT_QOS) -> _ReplayPublisher:
+        if not self.runtime.factory.has_type(msgtype):
+            raise ConfigError(f"node {self.name}: unknown message type {msgtype}")
+        return _ReplayPublisher(self.runtime, self, msgtype, self.resolve(topic), qos)
+
+    def create_timer(self, period_s: float, callback: Callable[[], None]) -> None:
+        if not period_s > 0:
+            raise ConfigError(f"node {self.name}: timer period must be > 0, got {period_s}")
+        self.runtime._add_timer(int(round(period_s * 1e9)), self.guard(f"timer {period_s}s", callback))
+
+    def create_service(self, srvtype: str, name: str, callback: ServiceCallback) -> None:
+        name = self.resolve(name)
+        if name in self.runtime._services:
+            raise ConfigError(f"service {name} is offered twice")
+        self.runtime._services[name] = (self, srvtype, self.guard(name, callback))
+
+
+class ReplayRuntime:
+    """Replay ``input_bag`` into nodes and record what they publish to ``output_bag``.
+
+    Example::
+
+        rt = ReplayRuntime("in.mcap", "out.mcap", param_files=["config/ros_gs.yaml"])
+        rt.add_node(ImageStatsNode)
+        report = rt.run()
+    """
+
+    def __init__(
+        self,
+        input_bag: Path | str,
+        output_bag: Path | str | None = None,
+        *,
+        param_files: Iterable[Path | str] = (),
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        service_calls: Iterable[ServiceCall] = (),
+        rate: float | None = None,
+        overwrite: bool = False,
+        progress: bool = False,
+        factory: MessageFactory | None = None,
+    ) -> None:
+        self.input_bag = Path(input_bag)
+        self.output_bag = Path(output_bag) if output_bag is not None else None
+        self.param_files = [Path(p) for p in param_files]
+        self.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+        self.service_calls = list(service_calls)
+        if rate is not None and not rate > 0:
+            raise ConfigError(f"rate must be > 0, got {rate}")
+        self.rate = rate
+        self.overwrite = overwrite
+        self.progress = progress
+        self.factory = factory or MessageFactory()
+        self.now_ns = 0
+        self.nodes: list[Any] = []
+        self.contexts: list[ReplayContext] = []
+        self._subs: dict[str, list[tuple[ReplayContext, str, Callback]]] = defaultdict(list)
+        self._services: dict[str, tuple[ReplayContext, str, ServiceCallback]] = {}
+        self._timers: list[tuple[int, Callback]] = []
+        self._events: list[tuple[int, int, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._writer: BagWriter | None = None
+        self.report = ReplayReport()
+
+    # -- building the graph ----------------------------------------------------------------
+    def add_node(self, node_cls: Callable[[NodeContext], Any], name: str | None = None, namespace: str = "/") -> Any:
+        """Construct a node on a fresh context.  ``name`` defaults to ``node_cls.NAME``."""
+        name = name or getattr(node_cls, "NAME", None) or node_cls.__name__
+        ctx = ReplayContext(self, name, namespace)
+        node = node_cls(ctx)
+        self.nodes.append(node)
+        self.contexts.append(ctx)
+        return node
+
+    def _add_timer(self, period_ns: int, callback: Callback) -> None:
+        self._timers.append((period_ns, callback))
+
+    def _push(self, t_ns: int, priority: int, action: Callable[[], None]) -> None:
+        heapq.heappush(self._events, (t_ns, priority, next(self._seq), action))
+
+    # -- publishing --------------------------------------------------------------------------
+    def _publish(self, pub: _ReplayPublisher, msg: Any) -> None:
+        self.report.published[pub.topic] += 1
+        if self._writer is not None:
+            self._writer.write(pub.topic, pub.msgtype, msg, self.now_ns, pub.qos)
+        for ctx, msgtype, callback in self._subs.get(pub.topic, ()):
+            if ctx is pub.ctx:
+                continue  # like ROS's ignore_local_publications for the node's own topics
+            if msgtype != pub.msgtype:
+                ctx.count_skip(pub.topic, f"type {pub.msgtype} published, {msgtype} subscribed")
+                continue
+            self._push(self.now_ns, _LOCAL, lambda cb=callback, m=msg, t=pub.topic: self._deliver(t, cb, m))
+
+    def _deliver(self, topic: str, callback: Callback, msg: Any) -> None:
+        self.report.delivered[topic] += 1
+        callback(msg)
+
+    # -- services ----------------------------------------------------------------------------
+    def _call_service(self, call: ServiceCall) -> None:
+        entry = self._services.get(call.service)
+        if entry is None:
+            self.report.services.append(
+                ServiceResult(call.service, self.now_ns, call.request, None, "no node offers this service")
+            )
+            log.warning("service call at %.3fs: no node offers %s", call.time_s, call.service)
+            return
+        ctx, srvtype, callback = entry
+        req_type, resp_type = srv_parts(srvtype)
+        try:
+            request = self.factory(req_type, **call.request)
+        except (TypeError, KeyError, ValueError) as err:
+            ctx.count_skip(call.service, InputError(f"bad request for {srvtype}: {err}"))
+            self.report.services.append(ServiceResult(call.service, self.now_ns, call.request, None, str(err)))
+            return
+        response = callback(request, self.factory(resp_type))
+        error = None if response is not None else "service callback failed (see log)"
+        self.report.services.append(ServiceResult(call.service, self.now_ns, request, response, error))
+        if response is not None and self._writer is not None:
+            self._writer.write(f"{call.service}/response", resp_type, response, self.now_ns)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None) -> ReplayReport:
+        """Replay the whole bag (or its first ``duration_s`` seconds) and return the report."""
+        wall0 = time.perf_counter()
+        with BagReader(self.input_bag, self.factory) as reader:
+            bag_topics = reader.topics()
+            wanted = self._check_subscriptions(bag_topics, reader)
+            start = reader.start_ns
+            # rosbag2's end time is exclusive (last message + 1 ns as rosbags writes it).
+            last = max(start, reader.end_ns - 1)
+            end = last if duration_s is None else min(last, start + int(duration_s * 1e9))
+            self.report.start_ns, self.now_ns = start, start
+            for period_ns, callback in self._timers:
+                self._schedule_timer(start + period_ns, period_ns, callback, end)
+            for call in self.service_calls:
+                self._push(start + int(call.time_s * 1e9), _SERVICE, lambda c=call: self._call_service(c))
+            if self.output_bag is not None:
+                self._writer = BagWriter(self.output_bag, self.factory, overwrite=self.overwrite).open()
+            try:
+                self._loop(reader, wanted, start, end, wall0, duration_s)
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+        self.report.end_ns = self.now_ns
+        for ctx in self.contexts:
+            self.report.skipped.update({(ctx.name, *k): v for k, v in ctx.skips.items()})
+            self.report.errors.update({(ctx.name, *k): v for k, v in ctx.errors.items()})
+        self.report.wall_s = time.perf_counter() - wall0
+        return self.report
+
+    def _check_subscriptions(self, bag_topics: Mapping[str, str], reader: BagReader) -> set[str]:
+        wanted = set()
+        for topic, subs in self._subs.items():
+            if topic not in bag_topics:
+                continue
+            for ctx, msgtype, _ in subs:
+                if msgtype != bag_topics[topic]:
+                    ctx.logger.error(
+                        "%s holds %s but the node subscribes with %s: not delivered", topic, bag_topics[topic], msgtype
+                    )
+                else:
+                    wanted.add(topic)
+        return wanted
+
+    def _schedule_timer(self, t_ns: int, period_ns: int, callback: Callback, end: int) -> None:
+        if t_ns > end:
+            return
+
+        def fire() -> None:
+            self.report.timer_calls += 1
+            callback()
+            self._schedule_timer(t_ns + period_ns, period_ns, callback, end)
+
+        self._push(t_ns, _TIMER, fire)
+
+    def _advance(self, t_ns: int, wall0: float, start: int) -> None:
+        if t_ns > self.now_ns:
+            self.now_ns = t_ns
+        if self.rate is not None:
+            lag = (self.now_ns - start) * 1e-9 / self.rate - (time.perf_counter() - wall0)
+            if lag > 0:
+                time.sleep(lag)
+
+    def _run_events_until(self, t_ns: int, wall0: float, start: int) -> None:
+        while self._events and self._events[0][0] <= t_ns:
+            t, _, _, action = heapq.heappop(self._events)
+            self._advance(t, wall0, start)
+            action()
+
+    def _loop(
+        self, reader: BagReader, wanted: set[str], start: int, end: int, wall0: float, duration_s: float | None
+    ) -> None:
+        bar = tqdm(total=max(end - start, 0) * 1e-9, unit="s", disable=not self.progress, desc="replay")
+        try:
+            for raw in reader.raw_messages(wanted, stop_ns=None if duration_s is None else end + 1):
+                # Events strictly before this message's time come first; equal times go after it.
+                self._run_events_until(raw.log_ns - 1, wall0, start)
+                self._advance(raw.log_ns, wall0, start)
+                bar.n = round((self.now_ns - start) * 1e-9, 3)
+                bar.refresh() if bar.n and not bar.disable else None
+                subs = [(c, cb) for c, t, cb in self._subs[raw.topic] if t == raw.msgtype]
+                try:
+                    msg = reader.decode(raw)
+                except InputError as err:
+                    for ctx, _ in subs:
+                        ctx.count_skip(raw.topic, err)
+                    continue
+                for _, callback in subs:
+                    self._deliver(raw.topic, callback, msg)
+            self._run_events_until(end, wall0, start)
+            self._advance(end, wall0, start)  # the clock reaches the end even if no topic was wanted
+        finally:
+            bar.close()

@@ -1,0 +1,39 @@
+"""pip install for ros_gs without ROS (the ROS build uses CMakeLists.txt + package.xml).
+
+``pip install -e .`` gives the ROS-free core, the replay runtime and the ``ros-gs`` CLI.
+Interfaces (msg/, srv/) are installed to ``share/ros_gs`` like ament does, so the
+rosbags typestore finds them in either install.
+"""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ros_gs",
+    version="0.1.0",
+    description="Online Gaussian-splatting world model with physics and language grasps for ROS 2",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ros_gs", "ros_gs.*"]),
+    data_files=[
+        ("share/ros_gs/msg", glob("msg/*.msg")),
+        ("share/ros_gs/srv", glob("srv/*.srv")),
+        ("share/ros_gs/config", glob("config/*.yaml")),
+        ("share/ros_gs/launch", glob("launch/*.py")),
+        ("share/ros_gs", ["package.xml"]),
+    ],
+    install_requires=[
+        "numpy>=1.26",
+        "torch==2.13.0",
+        "rosbags>=0.11,<0.12",
+        "pydantic>=2.6",
+        "pyyaml>=6",
+        "pillow>=10",
+        "scipy>=1.11",
+        "tqdm>=4.66",
+        "typer>=0.12",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["ros-gs = ros_gs.cli.main:main"]},
+)

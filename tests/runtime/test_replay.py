@@ -1,0 +1,246 @@
+"""The replay runtime: ordering on simulated time, timers, services, intra-process delivery,
+bad-input policy, output bags readable without ros_gs, determinism."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from rosbags.highlevel import AnyReader
+from rosbags.typesys import Stores, get_typestore
+
+from ros_gs.bags.reader import BagReader
+from ros_gs.bags.writer import BagWriter
+from ros_gs.errors import ConfigError, SensorDataError
+from ros_gs.runtime.node_api import NodeContext
+from ros_gs.runtime.params import NodeParams
+from ros_gs.runtime.qos import LATCHED_QOS
+from ros_gs.runtime.replay import ReplayRuntime, ServiceCall, load_service_calls
+from ros_gs.runtime.typestore import MessageFactory
+
+T0 = 1_000_000_000_000  # 1000 s
+MS = 1_000_000
+make = MessageFactory()
+
+
+def string(text: str):
+    return make("std_msgs/msg/String", data=text)
+
+
+def write_input(path: Path, corrupt_at: int | None = None) -> Path:
+    """/a every 100 ms from T0 (10 msgs), /b every 150 ms offset 50 ms (7 msgs), both std_msgs/String."""
+    with BagWriter(path) as bag:
+        events = [(T0 + i * 100 * MS, "/a", f"a{i}") for i in range(10)]
+        events += [(T0 + 50 * MS + i * 150 * MS, "/b", f"b{i}") for i in range(7)]
+        for t, topic, text in sorted(events):
+            if corrupt_at is not None and text == f"a{corrupt_at}":
+                bag.write_raw(topic, "std_msgs/msg/String", b"\x00\x01\x00\x00\xff\xff\xff\x7f", t)
+            else:
+                bag.write(topic, "std_msgs/msg/String", string(text), t)
+    return path
+
+
+class RecorderParams(NodeParams):
+    period_s: float = 0.25
+    prefix: str = "echo"
+
+
+class Recorder:
+    NAME = "recorder"
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.params = ctx.get_params(RecorderParams)
+        self.seen: list[tuple[str, str, int]] = []
+        self.ticks: list[int] = []
+        self.pub = ctx.create_publisher("std_msgs/msg/String", "~/echo")
+        self.latched = ctx.create_publisher("std_msgs/msg/String", "/latched", LATCHED_QOS)
+        ctx.create_subscription("std_msgs/msg/String", "/a", lambda m: self.on("/a", m))
+        ctx.create_subscription("std_msgs/msg/String", "/b", lambda m: self.on("/b", m))
+        ctx.create_timer(self.params.period_s, self.on_timer)
+        ctx.create_service("ros_gs/srv/GetImageStats", "~/get", self.on_get)
+
+    def on(self, topic: str, msg) -> None:
+        if msg.data == "a3":
+            raise SensorDataError("a3 is bad input")
+        if msg.data == "a5":
+            raise RuntimeError("a bug on a5")
+        self.seen.append((topic, msg.data, self.ctx.now_ns()))
+        self.pub.publish(string(f"{self.params.prefix}:{msg.data}"))
+
+    def on_timer(self) -> None:
+        self.ticks.append(self.ctx.now_ns())
+        if len(self.ticks) == 1:
+            self.latched.publish(string("once"))
+
+    def on_get(self, request, response):
+        response.ok = True
+        response.message = f"{len(self.seen)} seen at {self.ctx.now_ns()}"
+        return response
+
+
+class Listener:
+    NAME = "listener"
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.got: list[tuple[str, int]] = []
+        ctx.create_subscription("std_msgs/msg/String", "/recorder/echo", self.on)
+
+    def on(self, msg) -> None:
+        self.got.append((msg.data, self.ctx.now_ns()))
+
+
+@pytest.fixture
+def bag_in(tmp_path: Path) -> Path:
+    return write_input(tmp_path / "in.mcap")
+
+
+def test_delivery_order_clock_and_error_policy(bag_in: Path, tmp_path: Path) -> None:
+    rt = ReplayRuntime(bag_in, tmp_path / "out.mcap")
+    rec = rt.add_node(Recorder)
+    report = rt.run()
+    times = [t for _, _, t in rec.seen]
+    assert times == sorted(times)
+    expected = sorted(
+        [(T0 + i * 100 * MS, "/a", f"a{i}") for i in range(10) if i not in (3, 5)]
+        + [(T0 + 50 * MS + i * 150 * MS, "/b", f"b{i}") for i in range(7)]
+    )
+    assert [(t, topic, data) for topic, data, t in rec.seen] == expected
+    # a3 was bad input (a counted skip), a5 a bug (a counted error): the node went on.
+    assert report.skipped[("recorder", "/a", "SensorDataError")] == 1
+    assert report.errors[("recorder", "/a", "RuntimeError")] == 1
+    assert report.delivered["/a"] == 10 and report.delivered["/b"] == 7
+    assert report.start_ns == T0 and report.end_ns == T0 + 950 * MS
+
+
+def test_timers_fire_on_simulated_time(bag_in: Path) -> None:
+    rt = ReplayRuntime(bag_in, None, overrides={"recorder": {"period_s": 0.2}})
+    rec = rt.add_node(Recorder)
+    rt.run()
+    # Bag spans T0 .. T0+950ms: ticks at 200, 400, 600, 800 ms.
+    assert rec.ticks == [T0 + k * 200 * MS for k in range(1, 5)]
+
+
+def test_output_bag_holds_what_was_published(bag_in: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mcap"
+    rt = ReplayRuntime(bag_in, out)
+    rt.add_node(Recorder)
+    rt.run()
+    with BagReader(out) as reader:
+        echoed = [(raw.log_ns, msg.data) for raw, msg in reader.messages(["/recorder/echo"])]
+        latched = [msg.data for _, msg in reader.messages(["/latched"])]
+    assert echoed[0] == (T0, "echo:a0")
+    assert echoed[1] == (T0 + 50 * MS, "echo:b0")
+    assert len(echoed) == 15
+    assert latched == ["once"]
+    meta = yaml.safe_load((out / "metadata.yaml").read_text())
+    topics = {t["topic_metadata"]["name"]: t["topic_metadata"] for t in meta["rosbag2_bagfile_information"]["topics_with_message_count"]}
+    assert "transient_local" in str(topics["/latched"]["offered_qos_profiles"]).lower()
+    assert "volatile" in str(topics["/recorder/echo"]["offered_qos_profiles"]).lower()
+
+
+def test_corrupt_message_is_a_counted_skip(tmp_path: Path) -> None:
+    bag = write_input(tmp_path / "in.mcap", corrupt_at=1)
+    rt = ReplayRuntime(bag, None)
+    rec = rt.add_node(Recorder)
+    report = rt.run()
+    assert report.skipped[("recorder", "/a", "SensorDataError")] == 2  # corrupt a1 + bad a3
+    assert ("/a", "a2") in [(t, d) for t, d, _ in rec.seen]
+
+
+def test_intra_process_delivery_and_remapping_by_params(bag_in: Path, tmp_path: Path) -> None:
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump({"recorder": {"ros__parameters": {"prefix": "P"}}}))
+    rt = ReplayRuntime(bag_in, None, param_files=[params])
+    rt.add_node(Recorder)
+    lis = rt.add_node(Listener)
+    rt.run()
+    assert lis.got[0] == ("P:a0", T0)
+    assert len(lis.got) == 15
+
+
+def test_service_calls_at_simulated_times(bag_in: Path, tmp_path: Path) -> None:
+    calls = tmp_path / "calls.yaml"
+    calls.write_text(yaml.safe_dump([{"time": 0.3, "service": "/recorder/get"}, {"time": 0.1, "service": "/nobody"}]))
+    out = tmp_path / "out.mcap"
+    rt = ReplayRuntime(bag_in, out, service_calls=load_service_calls(calls))
+    rt.add_node(Recorder)
+    report = rt.run()
+    by_name = {r.service: r for r in report.services}
+    assert by_name["/nobody"].error and by_name["/nobody"].response is None
+    good = by_name["/recorder/get"]
+    assert good.stamp_ns == T0 + 300 * MS
+    # by 300 ms: a0,a1,a2 (a3 skipped), b0 (50), b1 (200) -> 5 seen.
+    assert good.response.ok and good.response.message == f"5 seen at {T0 + 300 * MS}"
+    with BagReader(out) as reader:
+        assert [m.message for _, m in reader.messages(["/recorder/get/response"])] == [good.response.message]
+
+
+def test_bad_service_file_and_params_are_config_errors(bag_in: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {time: 1}\n")
+    with pytest.raises(ConfigError, match="service"):
+        load_service_calls(bad)
+    rt = ReplayRuntime(bag_in, None, overrides={"recorder": {"period_s": "soon"}})
+    with pytest.raises(ConfigError, match="period_s"):
+        rt.add_node(Recorder)
+    with pytest.raises(ConfigError, match="rate"):
+        ReplayRuntime(bag_in, None, rate=0)
+
+
+def test_replay_is_deterministic(bag_in: Path, tmp_path: Path) -> None:
+    outs = []
+    for k in range(2):
+        rt = ReplayRuntime(bag_in, tmp_path / f"out{k}.mcap")
+        rt.add_node(Recorder)
+        rt.add_node(Listener)
+        rt.run()
+        with BagReader(tmp_path / f"out{k}.mcap") as reader:
+            outs.append([(r.topic, r.log_ns, r.raw) for r in reader.raw_messages()])
+    assert outs[0] == outs[1] and len(outs[0]) == 16  # 15 echoes + 1 latched
+
+
+def test_custom_messages_read_back_from_bag_definitions_alone(tmp_path: Path) -> None:
+    """A bag with ros_gs messages decodes with a plain rosbags reader: the definitions are embedded."""
+    out = tmp_path / "custom.mcap"
+    stats = make("ros_gs/msg/ImageStats", width=4, height=2, encoding="rgb8", channel_mean=[1.0, 2.0, 3.0], frame_count=7)
+    with BagWriter(out) as bag:
+        bag.write("/stats", "ros_gs/msg/ImageStats", stats, T0)
+    with AnyReader([out], default_typestore=get_typestore(Stores.EMPTY)) as reader:
+        conn, t, raw = next(reader.messages())
+        msg = reader.deserialize(raw, conn.msgtype)
+    assert conn.msgtype == "ros_gs/msg/ImageStats" and t == T0
+    assert msg.width == 4 and msg.frame_count == 7 and np.allclose(msg.channel_mean, [1, 2, 3])
+
+
+def test_rate_paces_against_wall_clock(bag_in: Path) -> None:
+    rt = ReplayRuntime(bag_in, None, rate=4.0)  # 0.95 s of bag at 4x: at least ~0.24 s
+    rt.add_node(Listener)
+    t = time.perf_counter()
+    rt.run()
+    assert time.perf_counter() - t >= 0.95 / 4.0 * 0.95
+
+
+def test_existing_output_is_not_overwritten_silently(bag_in: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mcap"
+    out.mkdir()
+    rt = ReplayRuntime(bag_in, out)
+    rt.add_node(Listener)
+    with pytest.raises(FileExistsError):
+        rt.run()
+    rt = ReplayRuntime(bag_in, out, overwrite=True)
+    rt.add_node(Listener)
+    rt.run()
+    assert (out / "metadata.yaml").exists()
+
+
+def test_service_call_direct_api(bag_in: Path) -> None:
+    rt = ReplayRuntime(bag_in, None, service_calls=[ServiceCall(0.0, "/recorder/get", {})])
+    rt.add_node(Recorder)
+    report = rt.run()
+    # At t=0 the service call comes after the first bag message at the same time.
+    assert report.services[0].response.message == f"1 seen at {T0}"
