@@ -18,11 +18,11 @@ def data_dir(name: str) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kitchen_dir() -> Path:
     return data_dir("7scenes_kitchen")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ouster_dir() -> Path:
     return data_dir("ouster")

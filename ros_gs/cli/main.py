@@ -90,13 +90,14 @@ def replay(
     params: Annotated[list[Path], typer.Option(help="ROS 2 parameter YAML file(s)")] = [],
     set_: Annotated[list[str], typer.Option("--set", help="override: NODE.PARAM=VALUE")] = [],
     services: Annotated[Optional[Path], typer.Option(help="YAML list of service calls to make")] = None,
+    service_log: Annotated[Optional[Path], typer.Option(help="write the service calls and responses here (YAML)")] = None,
     rate: Annotated[Optional[float], typer.Option(help="pace at this multiple of real time (default: as fast as possible)")] = None,
     duration: Annotated[Optional[float], typer.Option(help="replay only the first S seconds")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """Run nodes on a recorded bag on simulated time; write what they publish to OUT."""
     from ros_gs.nodes import load_node
-    from ros_gs.runtime.replay import ReplayRuntime, load_service_calls
+    from ros_gs.runtime.replay import ReplayRuntime, load_service_calls, service_log as log_of
 
     runtime = ReplayRuntime(
         bag,
@@ -116,6 +117,9 @@ def replay(
         f"{sum(report.delivered.values())} messages delivered, {sum(report.published.values())} published, "
         f"{report.timer_calls} timer calls, {len(report.services)} service calls"
     )
+    if service_log is not None:
+        service_log.write_text(yaml.safe_dump(log_of(report), sort_keys=False))
+        typer.echo(f"  service calls and responses: {service_log}")
     for topic, n in sorted(report.published.items()):
         typer.echo(f"  published {topic}: {n}")
     for key, n in sorted(report.skipped.items()):

@@ -3,7 +3,8 @@
 Messages are delivered to subscribed callbacks in log-time order; the clock is the log time
 of the message being delivered, timers fire at their simulated times (``start + k*period``),
 service calls from a request list are made at their times, and everything a node publishes
-is written to an MCAP output bag at the simulated time it was published.  Messages published
+is written to an MCAP output bag at the simulated time it was published (service responses
+are kept in the report; :func:`service_log` turns them into plain data).  Messages published
 by one node and subscribed by another in the same replay are delivered to it at that time.
 
 Ordering at equal times is fixed (bag messages, then intra-process messages, then timers,
@@ -32,7 +33,7 @@ from ros_gs.errors import ConfigError, InputError
 from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, srv_parts
 from ros_gs.runtime.params import load_params
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
-from ros_gs.runtime.typestore import MessageFactory
+from ros_gs.runtime.typestore import MessageFactory, message_to_dict
 
 log = logging.getLogger("ros_gs.replay")
 
@@ -75,6 +76,20 @@ class ReplayReport:
     @property
     def sim_s(self) -> float:
         return (self.end_ns - self.start_ns) * 1e-9
+
+
+def service_log(report: ReplayReport) -> list[dict[str, Any]]:
+    """The report's service calls as plain data (for YAML/JSON), in call order."""
+    return [
+        {
+            "service": r.service,
+            "stamp_ns": r.stamp_ns,
+            "request": message_to_dict(r.request),
+            "response": message_to_dict(r.response),
+            "error": r.error,
+        }
+        for r in report.services
+    ]
 
 
 def load_service_calls(path: Path | str) -> list[ServiceCall]:
@@ -235,9 +250,9 @@ class ReplayRuntime:
             return
         response = callback(request, self.factory(resp_type))
         error = None if response is not None else "service callback failed (see log)"
+        # Responses go to the report, not the bag: rosbag2 readers cannot decode a bare
+        # ``pkg/srv/Name_Response`` as a topic type (they file every type under ``msg/``).
         self.report.services.append(ServiceResult(call.service, self.now_ns, request, response, error))
-        if response is not None and self._writer is not None:
-            self._writer.write(f"{call.service}/response", resp_type, response, self.now_ns)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self, duration_s: float | None = None) -> ReplayReport:

@@ -158,6 +158,22 @@ class MessageFactory:
         return self.store.deserialize_cdr(raw, typename)
 
 
+def message_to_dict(msg: Any) -> Any:
+    """A message (rosbags or rclpy) as plain Python data: dicts, lists, numbers, strings."""
+    if msg is None or isinstance(msg, (bool, int, float, str)):
+        return msg
+    if isinstance(msg, np.ndarray):
+        return msg.tolist()
+    if isinstance(msg, np.generic):
+        return msg.item()
+    if isinstance(msg, (list, tuple)):
+        return [message_to_dict(v) for v in msg]
+    fields = getattr(msg, "__dataclass_fields__", None) or getattr(msg, "_fields_and_field_types", None)
+    if fields is None:
+        return repr(msg)
+    return {name: message_to_dict(getattr(msg, name)) for name in fields if not name.startswith("__")}
+
+
 def registered_interfaces() -> Iterable[str]:
     """Type names of ros_gs's own interfaces known to the shared typestore."""
     return sorted(t for t in ros_typestore().fielddefs if t.startswith(f"{PACKAGE}/"))
