@@ -1,0 +1,51 @@
+"""The installed ``ros-gs`` command: bad input ends in one ``error:`` line, never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ros_gs.bags.writer import BagWriter
+
+ROS_GS = shutil.which("ros-gs") or str(Path(sys.executable).with_name("ros-gs"))
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ROS_GS, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["bag", "info", "/no/such/bag"], "does not exist"),
+        (["bag", "from-rgbd", "/no/such/folder", "OUT"], "not a folder"),
+        (["replay", "/no/such/bag", "--node", "image_stats"], "does not exist"),
+        (["replay", "BAG", "--node", "no_such_node"], "unknown node"),
+        (["replay", "BAG", "--set", "image_stats.heartbeat_period_s=-1"], "heartbeat_period_s"),
+    ],
+)
+def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Path) -> None:
+    bag = tmp_path / "in.mcap"
+    with BagWriter(bag) as writer:
+        writer.write("/chatter", "std_msgs/msg/String", writer.factory("std_msgs/msg/String", data="hi"), 10**18)
+    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a == "OUT" else a for a in args]
+    proc = run(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:") and needle in proc.stderr
+
+
+def test_junk_pcap_is_one_error_line(tmp_path: Path, ouster_dir: Path) -> None:
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a pcap at all" * 10)
+    proc = run("bag", "from-ouster", str(junk), str(ouster_dir / "OS-1-128_v2.3.0_1024x10.json"), str(tmp_path / "o.mcap"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pcap" in proc.stderr.lower()
+
+
+def test_nodes_lists_image_stats() -> None:
+    proc = run("nodes")
+    assert proc.returncode == 0 and proc.stdout.startswith("image_stats")
