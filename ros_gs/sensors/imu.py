@@ -1,0 +1,104 @@
+"""``sensor_msgs/Imu`` <-> :class:`ImuSample`.
+
+sensor_msgs/Imu conventions kept here: a covariance whose element 0 is -1 means "this
+quantity is not provided"; all zeros means "covariance unknown".  The orientation is
+``None`` when ``orientation_covariance[0] == -1`` and also when the quaternion is all
+zeros (drivers without orientation often forget the -1 marker, and a zero quaternion is
+no rotation at all).  Angular velocity and linear acceleration must be finite: a NaN there
+would silently poison any integration downstream, so it is a SensorDataError.
+Covariances are passed through unchanged (markers included) as 3x3 arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ros_gs.errors import SensorDataError
+from ros_gs.sensors._util import float_array
+from ros_gs.sensors.stamps import Make, make_header, stamp_to_ns
+
+
+def _zeros33() -> np.ndarray:
+    return np.zeros((3, 3))
+
+
+@dataclass(eq=False)  # fields are arrays: compare them explicitly
+class ImuSample:
+    """One IMU reading in SI units (rad/s, m/s^2), quaternion as x, y, z, w."""
+
+    stamp_ns: int
+    frame_id: str
+    orientation: np.ndarray | None  # (4,) xyzw unit quaternion, or None if not provided
+    angular_velocity: np.ndarray  # (3,)
+    linear_acceleration: np.ndarray  # (3,)
+    orientation_covariance: np.ndarray = field(default_factory=_zeros33)
+    angular_velocity_covariance: np.ndarray = field(default_factory=_zeros33)
+    linear_acceleration_covariance: np.ndarray = field(default_factory=_zeros33)
+
+    def __post_init__(self) -> None:
+        self.angular_velocity = float_array(self.angular_velocity, (3,), "IMU angular_velocity")
+        self.linear_acceleration = float_array(self.linear_acceleration, (3,), "IMU linear_acceleration")
+        self.orientation_covariance = float_array(self.orientation_covariance, (3, 3), "IMU orientation_covariance")
+        self.angular_velocity_covariance = float_array(
+            self.angular_velocity_covariance, (3, 3), "IMU angular_velocity_covariance"
+        )
+        self.linear_acceleration_covariance = float_array(
+            self.linear_acceleration_covariance, (3, 3), "IMU linear_acceleration_covariance"
+        )
+        if self.orientation is not None:
+            q = float_array(self.orientation, (4,), "IMU orientation")
+            norm = float(np.linalg.norm(q))
+            if norm < 1e-9:
+                raise SensorDataError("IMU orientation quaternion has zero length; use None for 'no orientation'")
+            self.orientation = q / norm
+        if self.orientation is None:
+            self.orientation_covariance[0, 0] = -1.0
+
+
+def _xyz(vec: Any) -> list[float]:
+    return [vec.x, vec.y, vec.z]
+
+
+def imu_from_msg(msg: Any) -> ImuSample:
+    """An :class:`ImuSample` from a ``sensor_msgs/Imu`` (see module docstring)."""
+    o_cov = float_array(msg.orientation_covariance, (3, 3), "IMU orientation_covariance")
+    q = msg.orientation
+    orientation: Any = [q.x, q.y, q.z, q.w]
+    if o_cov[0, 0] == -1.0:
+        orientation = None
+    else:
+        quat = float_array(orientation, (4,), "IMU orientation")
+        if not np.any(quat):
+            orientation = None
+    return ImuSample(
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        frame_id=str(msg.header.frame_id),
+        orientation=orientation,
+        angular_velocity=_xyz(msg.angular_velocity),
+        linear_acceleration=_xyz(msg.linear_acceleration),
+        orientation_covariance=o_cov,
+        angular_velocity_covariance=msg.angular_velocity_covariance,
+        linear_acceleration_covariance=msg.linear_acceleration_covariance,
+    )
+
+
+def imu_to_msg(make: Make, sample: ImuSample) -> Any:
+    """A ``sensor_msgs/Imu`` from a sample; no orientation -> zero quaternion, covariance[0] = -1."""
+    q = np.zeros(4) if sample.orientation is None else np.asarray(sample.orientation, dtype=np.float64)
+    o_cov = np.array(sample.orientation_covariance, dtype=np.float64).reshape(-1)
+    if sample.orientation is None:
+        o_cov[0] = -1.0
+    w, a = sample.angular_velocity, sample.linear_acceleration
+    return make(
+        "sensor_msgs/msg/Imu",
+        header=make_header(make, sample.stamp_ns, sample.frame_id),
+        orientation=make("geometry_msgs/msg/Quaternion", x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
+        orientation_covariance=o_cov,
+        angular_velocity=make("geometry_msgs/msg/Vector3", x=float(w[0]), y=float(w[1]), z=float(w[2])),
+        angular_velocity_covariance=np.asarray(sample.angular_velocity_covariance, dtype=np.float64).reshape(-1),
+        linear_acceleration=make("geometry_msgs/msg/Vector3", x=float(a[0]), y=float(a[1]), z=float(a[2])),
+        linear_acceleration_covariance=np.asarray(sample.linear_acceleration_covariance, dtype=np.float64).reshape(-1),
+    )
