@@ -19,6 +19,10 @@ from ros_gs.errors import ConfigError
 
 P = TypeVar("P", bound=BaseModel)
 
+#: Parameters every rclpy node has; a YAML may set them for any node, so the typed models skip them.
+ROS_RESERVED = frozenset({"use_sim_time", "start_type_description_service"})
+ROS_RESERVED_PREFIXES = ("qos_overrides.",)
+
 
 class NodeParams(BaseModel):
     """Base for node parameter models: unknown keys are errors, values are validated on set."""
@@ -67,7 +71,7 @@ def read_param_file(path: Path | str) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"parameter file {path}: top level must be a mapping of node names")
     out: dict[str, dict[str, Any]] = {}
     for node_key, body in data.items():
-        if not isinstance(body, dict) or not isinstance(body.get("ros__parameters", {}), dict):
+        if not isinstance(body, dict) or not isinstance(body.get("ros__parameters"), (dict, type(None))) or "ros__parameters" not in body:
             raise ConfigError(f"parameter file {path}: {node_key!r} must hold 'ros__parameters'")
         out[str(node_key)] = flatten(body.get("ros__parameters") or {})
     return out
@@ -92,6 +96,8 @@ def load_params(
             if _matches(key, node_name):
                 merged.update(per_node[key])
     merged.update(flatten(overrides or {}))
+    for name in [n for n in merged if n in ROS_RESERVED or n.startswith(ROS_RESERVED_PREFIXES)]:
+        del merged[name]  # rclpy's own parameters, legal in any node's YAML
     return validate_params(model, node_name, merged)
 
 

@@ -9,6 +9,7 @@ written and read on a machine without ROS.  A ``.srv`` file becomes two message 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,11 +42,16 @@ def interface_dirs() -> list[Path]:
     """Folders that may hold ros_gs's ``msg/`` and ``srv/``.
 
     In a source checkout (or ``pip install -e``) they sit at the repository root; an
-    installed package (pip or colcon) has them in ``<prefix>/share/ros_gs``, where ament
-    also puts them.
+    installed package has them in ``<prefix>/share/ros_gs``: pip's prefix is ``sys.prefix``,
+    colcon's is five levels above this file (``<prefix>/lib/pythonX.Y/site-packages/ros_gs/
+    runtime``) and is also listed in ``AMENT_PREFIX_PATH``.
     """
     here = Path(__file__).resolve()
-    candidates = [here.parents[2], Path(sys.prefix) / "share" / PACKAGE]
+    prefixes = [Path(sys.prefix)]
+    if len(here.parents) > 5:
+        prefixes.append(here.parents[5])
+    prefixes += [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    candidates = [here.parents[2]] + [p / "share" / PACKAGE for p in prefixes]
     return [c for c in candidates if (c / "msg").is_dir()]
 
 

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import TransformError
 from ros_gs.sensors._util import as_int
+from ros_gs.sensors.quaternion import quat_conj, quat_mul, quat_rotate, quat_slerp, quat_to_matrix
 from ros_gs.sensors.stamps import stamp_to_ns
 
 NS_PER_S = 1_000_000_000
@@ -58,26 +59,25 @@ class Transform:
     def matrix(self) -> np.ndarray:
         """4x4 homogeneous matrix."""
         out = np.eye(4)
-        out[:3, :3] = Rotation.from_quat(self.rotation).as_matrix()
+        out[:3, :3] = quat_to_matrix(self.rotation)
         out[:3, 3] = self.translation
         return out
 
     def inverse(self) -> Transform:
-        inv = Rotation.from_quat(self.rotation).inv()
-        return Transform(-inv.apply(self.translation), inv.as_quat(), self.stamp_ns)
+        inv = quat_conj(self.rotation)
+        return Transform(-quat_rotate(inv, self.translation), inv, self.stamp_ns)
 
     def __mul__(self, other: Transform) -> Transform:
         """``T_a_b * T_b_c = T_a_c``."""
-        rot = Rotation.from_quat(self.rotation)
         return Transform(
-            rot.apply(other.translation) + self.translation,
-            (rot * Rotation.from_quat(other.rotation)).as_quat(),
+            quat_rotate(self.rotation, other.translation) + self.translation,
+            quat_mul(self.rotation, other.rotation),
             self.stamp_ns if self.stamp_ns is not None else other.stamp_ns,
         )
 
     def apply(self, points: np.ndarray) -> np.ndarray:
         """Map ``N x 3`` (or ``(3,)``) points from frame b to frame a."""
-        return Rotation.from_quat(self.rotation).apply(np.asarray(points, dtype=np.float64)) + self.translation
+        return quat_rotate(self.rotation, points) + self.translation
 
 
 def _frame(name: Any, what: str) -> str:
@@ -143,8 +143,7 @@ class _Edge:
         t0, t1 = self.stamps[i - 1], self.stamps[i]
         alpha = (t - t0) / (t1 - t0)
         translation = (1 - alpha) * self.translations[i - 1] + alpha * self.translations[i]
-        slerp = Slerp([0.0, 1.0], Rotation.from_quat([self.rotations[i - 1], self.rotations[i]]))
-        return Transform(translation, slerp([alpha]).as_quat()[0], stamp)
+        return Transform(translation, quat_slerp(self.rotations[i - 1], self.rotations[i], alpha), stamp)
 
 
 class TfBuffer:
