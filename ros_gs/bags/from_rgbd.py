@@ -73,17 +73,19 @@ def rgbd_folder_to_bag(
         for i in tqdm(range(n), desc="frames", unit="frame", disable=not progress):
             frame = data[i]
             t = frame.stamp_ns
+            # The pose goes first: at equal log times a replay delivers in write order, so a
+            # node can look up the camera pose at an image's stamp when the image arrives.
+            if frame.pose_c2w is None:
+                missing_pose += 1
+            else:
+                header = make_header(make, t, WORLD)
+                tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, COLOR_FRAME)])
+                bag.write(TOPICS["tf"], "tf2_msgs/msg/TFMessage", tf, t)
+                bag.write(TOPICS["gt_pose"], "geometry_msgs/msg/PoseStamped", matrix_to_pose_stamped(make, frame.pose_c2w, header), t)
             bag.write(TOPICS["color"], "sensor_msgs/msg/Image", numpy_to_image(make, frame.rgb, "rgb8", t, COLOR_FRAME), t, SENSOR_QOS)
             bag.write(TOPICS["depth"], "sensor_msgs/msg/Image", numpy_to_image(make, frame.depth_mm, "16UC1", t, DEPTH_FRAME), t, SENSOR_QOS)
             for key, cam in cams.items():
                 bag.write(TOPICS[key], "sensor_msgs/msg/CameraInfo", camera_to_info(make, cam, t), t)
-            if frame.pose_c2w is None:
-                missing_pose += 1
-                continue
-            header = make_header(make, t, WORLD)
-            tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, COLOR_FRAME)])
-            bag.write(TOPICS["tf"], "tf2_msgs/msg/TFMessage", tf, t)
-            bag.write(TOPICS["gt_pose"], "geometry_msgs/msg/PoseStamped", matrix_to_pose_stamped(make, frame.pose_c2w, header), t)
         if missing_pose:
             log.warning("%d of %d frames have no pose file: no /tf or /ground_truth/pose for them", missing_pose, n)
         return dict(bag.counts)

@@ -326,14 +326,14 @@ class ReplayRuntime:
     def _loop(
         self, reader: BagReader, wanted: set[str], start: int, end: int, wall0: float, duration_s: float | None
     ) -> None:
-        bar = tqdm(total=max(end - start, 0) * 1e-9, unit="s", disable=not self.progress, desc="replay")
+        # Progress in milliseconds of simulated time; tqdm throttles its own redraws.
+        bar = tqdm(total=max(end - start, 0) // 1_000_000, unit="ms", disable=not self.progress, desc="replay")
         try:
             for raw in reader.raw_messages(wanted, stop_ns=None if duration_s is None else end + 1):
                 # Events strictly before this message's time come first; equal times go after it.
                 self._run_events_until(raw.log_ns - 1, wall0, start)
                 self._advance(raw.log_ns, wall0, start)
-                bar.n = round((self.now_ns - start) * 1e-9, 3)
-                bar.refresh() if bar.n and not bar.disable else None
+                bar.update((self.now_ns - start) // 1_000_000 - bar.n)
                 subs = [(c, cb) for c, t, cb in self._subs[raw.topic] if t == raw.msgtype]
                 try:
                     msg = reader.decode(raw)

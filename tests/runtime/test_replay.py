@@ -243,3 +243,15 @@ def test_service_call_direct_api(bag_in: Path) -> None:
     report = rt.run()
     # At t=0 the service call comes after the first bag message at the same time.
     assert report.services[0].response.message == f"1 seen at {T0}"
+
+
+def test_sqlite3_input_bags_replay_too(tmp_path: Path) -> None:
+    bag = tmp_path / "in_sqlite"
+    with BagWriter(bag, storage="sqlite3") as writer:
+        for i in range(5):
+            writer.write("/a", "std_msgs/msg/String", string(f"a{i}"), T0 + i * 100 * MS)
+    assert list(bag.glob("*.db3"))
+    rt = ReplayRuntime(bag, None)
+    rec = rt.add_node(Recorder)
+    rt.run()
+    assert [d for _, d, _ in rec.seen] == ["a0", "a1", "a2", "a4"]  # a3 is the node's bad input
