@@ -346,8 +346,10 @@ def check_python_install(root: Path) -> list[str]:
                 "installs on Humble/Jazzy (ros2/rosidl_python#141)"
             )
     if "ament_cmake_python" not in cmake.found_packages():
-        problems.append("find_package(ament_cmake_python REQUIRED) is missing (PYTHON_INSTALL_DIR)")
-    py_dest = f"${{PYTHON_INSTALL_DIR}}/{proj}"
+        problems.append("find_package(ament_cmake_python REQUIRED) is missing (ament_get_python_install_dir)")
+    if not cmake.calls("ament_get_python_install_dir"):
+        problems.append("ament_get_python_install_dir(...) is not called: the Python destination would be unset")
+    py_dest = f"${{ROS_GS_PYTHON_INSTALL_DIR}}/{proj}"
     install_at = cmake.index("install", lambda a: a[:2] == ["DIRECTORY", f"{PACKAGE}/"] and py_dest in a)
     if install_at < 0:
         problems.append(f"no install(DIRECTORY {PACKAGE}/ DESTINATION {py_dest})")

@@ -8,6 +8,7 @@ skip one message and go on.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any
 
 from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.rosbag2 import Reader
-from rosbags.typesys import get_types_from_idl, get_types_from_msg
+from rosbags.typesys import TypesysError, get_types_from_idl, get_types_from_msg
 
 from ros_gs.errors import DatasetError, SensorDataError
 from ros_gs.runtime.typestore import MessageFactory
+
+log = logging.getLogger("ros_gs.bags")
 
 
 @dataclass(frozen=True)
@@ -74,17 +77,28 @@ class BagReader:
             self._is_open = False
 
     def _register_missing_types(self) -> None:
+        """Register the bag's embedded definitions; note types whose definition differs from ours.
+
+        A bag recorded with another version of a message must not be decoded with our layout:
+        its messages become counted skips with a clear reason instead of garbage.
+        """
         store = self.factory.store
+        self.conflicting: dict[str, str] = {}
         for conn in self._reader.connections:
-            if conn.msgtype in store.fielddefs:
-                continue
             try:
                 if conn.msgdef.format == MessageDefinitionFormat.MSG:
-                    store.register(get_types_from_msg(conn.msgdef.data, conn.msgtype))
+                    parsed = get_types_from_msg(conn.msgdef.data, conn.msgtype)
                 elif conn.msgdef.format == MessageDefinitionFormat.IDL:
-                    store.register(get_types_from_idl(conn.msgdef.data))
-            except Exception:  # noqa: BLE001 - an unparsable definition leaves the type unknown
-                pass
+                    parsed = get_types_from_idl(conn.msgdef.data)
+                else:
+                    continue
+            except Exception:  # noqa: BLE001 - an unparsable definition leaves the type as we know it
+                continue
+            try:
+                store.register(parsed)
+            except TypesysError as err:
+                self.conflicting[conn.msgtype] = str(err)
+                log.warning("%s: %s holds %s with a definition that differs from ros_gs's: its messages will be skipped (%s)", self.path, conn.topic, conn.msgtype, err)
 
     @property
     def start_ns(self) -> int:
@@ -107,11 +121,25 @@ class BagReader:
         conns = [c for c in self._reader.connections if topics is None or c.topic in topics]
         if topics is not None and not conns:
             return
-        for conn, log_ns, raw in self._reader.messages(connections=conns, start=start_ns, stop=stop_ns):
+        for conn, log_ns, raw in self._iter(conns, start_ns, stop_ns):
             yield RawMessage(conn.topic, conn.msgtype, log_ns, bytes(raw))
+
+    def _iter(self, conns: Collection[Any] = (), start_ns: int | None = None, stop_ns: int | None = None) -> Iterator[tuple[Any, int, Any]]:
+        """rosbags' message stream with damage inside the file turned into one DatasetError."""
+        messages = self._reader.messages(connections=conns, start=start_ns, stop=stop_ns)
+        while True:
+            try:
+                item = next(messages)
+            except StopIteration:
+                return
+            except Exception as err:  # rosbags raises ReaderError, struct and overflow errors on damaged files
+                raise DatasetError(f"bag {self.path} is damaged past this point: {type(err).__name__}: {err}") from err
+            yield item
 
     def decode(self, message: RawMessage) -> Any:
         """Deserialise one message; a corrupt payload raises SensorDataError."""
+        if message.msgtype in self.conflicting:
+            raise SensorDataError(f"{message.topic}: {message.msgtype} in this bag differs from ros_gs's definition")
         if not self.factory.has_type(message.msgtype):
             raise SensorDataError(f"{message.topic}: message type {message.msgtype} is unknown and the bag has no definition")
         try:
@@ -131,7 +159,7 @@ class BagReader:
         firsts: dict[str, int] = {}
         lasts: dict[str, int] = {}
         counts: dict[str, int] = {}
-        for conn, log_ns, _ in self._reader.messages():
+        for conn, log_ns, _ in self._iter():
             firsts.setdefault(conn.topic, log_ns)
             lasts[conn.topic] = log_ns
             counts[conn.topic] = counts.get(conn.topic, 0) + 1

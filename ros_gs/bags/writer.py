@@ -55,12 +55,12 @@ class BagWriter:
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
+        if storage not in _STORAGE:
+            raise ValueError(f"storage must be one of {sorted(_STORAGE)}, got {storage!r}")
         if self.path.exists():
             if not overwrite:
                 raise FileExistsError(f"{self.path} exists; pass overwrite=True (--overwrite) to replace it")
             shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-        if storage not in _STORAGE:
-            raise ValueError(f"storage must be one of {sorted(_STORAGE)}, got {storage!r}")
         self.factory = factory or MessageFactory()
         self._writer = Writer(self.path, version=9, storage_plugin=_STORAGE[storage])
         self._connections: dict[str, Connection] = {}

@@ -78,7 +78,10 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
         node, dot, name = key.partition(".")
         if not sep or not dot or not name:
             raise InputError(f"--set expects NODE.PARAM=VALUE, got {item!r}")
-        out.setdefault(node, {})[name] = yaml.safe_load(value)
+        try:
+            out.setdefault(node, {})[name] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise InputError(f"--set {item!r}: value is not valid YAML ({err.__class__.__name__})") from None
     return out
 
 
@@ -110,7 +113,11 @@ def replay(
         progress=True,
     )
     for name in node:
-        runtime.add_node(load_node(name), name)
+        try:
+            node_cls = load_node(name)
+        except KeyError as err:
+            raise InputError(err.args[0]) from None
+        runtime.add_node(node_cls, name)
     report = runtime.run(duration_s=duration)
     typer.echo(
         f"replayed {report.sim_s:.2f} s of {bag} in {report.wall_s:.2f} s: "
@@ -144,17 +151,17 @@ def main() -> None:
     """Console entry: typer app with bad input turned into one clean error line."""
     try:
         app(standalone_mode=False)
-    except (InputError, FileExistsError, FileNotFoundError, KeyError) as err:
+    except (InputError, FileExistsError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as err:  # normal exits
-        sys.exit(getattr(err, "exit_code", getattr(err, "code", 0)) or 0)
     except typer.Abort:
         sys.exit(130)
-    except Exception as err:  # click usage errors arrive as ClickException
-        import click
-
-        if isinstance(err, click.ClickException):
+    except typer.Exit as err:
+        sys.exit(err.exit_code)
+    except Exception as err:
+        # Usage errors (unknown option, missing argument) come from typer's bundled click:
+        # they know how to print themselves.  Anything else is a bug and keeps its traceback.
+        if hasattr(err, "show") and hasattr(err, "exit_code"):
             err.show()
             sys.exit(err.exit_code)
         raise

@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from ros_gs.errors import InputError
-from ros_gs.runtime.qos import DEFAULT_QOS, LATCHED_QOS, QoS
+from ros_gs.runtime.qos import DEFAULT_QOS, TF_QOS, TF_STATIC_QOS, QoS
 
 P = TypeVar("P", bound=BaseModel)
 Callback = Callable[[Any], None]
@@ -112,13 +112,13 @@ class NodeContext(ABC):
 
             self._tf = TfBuffer()
             self.create_subscription(
-                "tf2_msgs/msg/TFMessage", "/tf", lambda m: self._tf.add_tf_message(m, static=False)
+                "tf2_msgs/msg/TFMessage", "/tf", lambda m: self._tf.add_tf_message(m, static=False), TF_QOS
             )
             self.create_subscription(
                 "tf2_msgs/msg/TFMessage",
                 "/tf_static",
                 lambda m: self._tf.add_tf_message(m, static=True),
-                LATCHED_QOS,
+                TF_STATIC_QOS,
             )
         return self._tf
 

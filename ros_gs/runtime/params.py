@@ -24,6 +24,11 @@ ROS_RESERVED = frozenset({"use_sim_time", "start_type_description_service"})
 ROS_RESERVED_PREFIXES = ("qos_overrides.",)
 
 
+def is_ros_reserved(name: str) -> bool:
+    """True for parameters rclpy declares or interprets itself (never part of a node's model)."""
+    return name in ROS_RESERVED or name.startswith(ROS_RESERVED_PREFIXES)
+
+
 class NodeParams(BaseModel):
     """Base for node parameter models: unknown keys are errors, values are validated on set."""
 
@@ -96,7 +101,7 @@ def load_params(
             if _matches(key, node_name):
                 merged.update(per_node[key])
     merged.update(flatten(overrides or {}))
-    for name in [n for n in merged if n in ROS_RESERVED or n.startswith(ROS_RESERVED_PREFIXES)]:
+    for name in [n for n in merged if is_ros_reserved(n)]:
         del merged[name]  # rclpy's own parameters, legal in any node's YAML
     return validate_params(model, node_name, merged)
 

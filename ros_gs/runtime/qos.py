@@ -29,3 +29,7 @@ DEFAULT_QOS = QoS()
 SENSOR_QOS = QoS(depth=5, reliable=False)
 #: Latched data sent once (maps, object lists, /tf_static).
 LATCHED_QOS = QoS(depth=1, reliable=True, transient_local=True)
+#: /tf as tf2_ros subscribes to it (tf2_ros/qos.hpp: depth 100).
+TF_QOS = QoS(depth=100, reliable=True)
+#: /tf_static as tf2_ros: depth 100 so several latched broadcasters all arrive.
+TF_STATIC_QOS = QoS(depth=100, reliable=True, transient_local=True)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ros_gs.errors import ConfigError
 from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback
-from ros_gs.runtime.params import describe, validate_params
+from ros_gs.runtime.params import describe, is_ros_reserved, validate_params
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
 
 RCLPY_MISSING = "rclpy not found: source a ROS 2 install (see README)"
@@ -60,11 +60,6 @@ _FIXED = re.compile(r"^(.+?)\[(\d+)\]$")
 #: Limits for one-sided ranges in parameter descriptors (rcl_interfaces has no "unbounded").
 _INT64 = (-(2**63), 2**63 - 1)
 _FLOAT = (-sys.float_info.max, sys.float_info.max)
-
-#: Parameters rclpy itself declares or interprets; never handed to a node's model.
-_ROS_PARAMETERS = ("use_sim_time", "start_type_description_service")
-_ROS_PARAMETER_PREFIXES = ("qos_overrides.",)
-
 
 def _require_rclpy():
     """The rclpy module, or the RuntimeError that tells the user to source ROS 2."""
@@ -272,10 +267,6 @@ def parameter_descriptor(row: Mapping[str, Any]) -> Any:
     return descriptor
 
 
-def _is_ros_parameter(name: str) -> bool:
-    return name in _ROS_PARAMETERS or name.startswith(_ROS_PARAMETER_PREFIXES)
-
-
 # -- the context ------------------------------------------------------------------------------
 class RclpyPublisher:
     """A publisher as the node API sees it: ``.topic``, ``.msgtype``, ``.publish(msg)``."""
@@ -370,7 +361,7 @@ class RclpyContext(NodeContext):
                 flat[name] = _from_ros_value(value)
         overrides = getattr(self.node, "_parameter_overrides", None) or {}
         for name, param in overrides.items():
-            if name not in flat and not _is_ros_parameter(name) and not self.node.has_parameter(name):
+            if name not in flat and not is_ros_reserved(name) and not self.node.has_parameter(name):
                 value = getattr(param, "value", param)
                 if value is not None:
                     flat[name] = _from_ros_value(value)

@@ -104,7 +104,14 @@ def load_service_calls(path: Path | str) -> list[ServiceCall]:
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "service" not in item:
             raise ConfigError(f"{path}: entry {i} needs at least 'service' (and 'time', 'request')")
-        calls.append(ServiceCall(float(item.get("time", 0.0)), str(item["service"]), dict(item.get("request") or {})))
+        request = item.get("request") or {}
+        try:
+            time_s = float(item.get("time", 0.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: entry {i}: 'time' must be seconds, got {item.get('time')!r}") from None
+        if not isinstance(request, dict) or not time_s >= 0:
+            raise ConfigError(f"{path}: entry {i}: need time >= 0 and 'request' as a mapping of fields")
+        calls.append(ServiceCall(time_s, str(item["service"]), dict(request)))
     return calls
 
 
@@ -196,6 +203,9 @@ class ReplayRuntime:
         self._events: list[tuple[int, int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._writer: BagWriter | None = None
+        self._end_ns: int | None = None  # set while run() is in progress
+        #: Publications made before run() (e.g. latched data in a constructor), sent at the start.
+        self._early: list[tuple[_ReplayPublisher, Any]] = []
         self.report = ReplayReport()
 
     # -- building the graph ----------------------------------------------------------------
@@ -209,13 +219,19 @@ class ReplayRuntime:
         return node
 
     def _add_timer(self, period_ns: int, callback: Callback) -> None:
-        self._timers.append((period_ns, callback))
+        if self._end_ns is None:  # before run(): scheduled from the bag's start
+            self._timers.append((period_ns, callback))
+        else:  # created in a callback: first fires one period from now, as under rclpy
+            self._schedule_timer(self.now_ns + period_ns, period_ns, callback, self._end_ns)
 
     def _push(self, t_ns: int, priority: int, action: Callable[[], None]) -> None:
         heapq.heappush(self._events, (t_ns, priority, next(self._seq), action))
 
     # -- publishing --------------------------------------------------------------------------
     def _publish(self, pub: _ReplayPublisher, msg: Any) -> None:
+        if self._end_ns is None:
+            self._early.append((pub, msg))
+            return
         self.report.published[pub.topic] += 1
         if self._writer is not None:
             self._writer.write(pub.topic, pub.msgtype, msg, self.now_ns, pub.qos)
@@ -223,7 +239,7 @@ class ReplayRuntime:
             if ctx is pub.ctx:
                 continue  # like ROS's ignore_local_publications for the node's own topics
             if msgtype != pub.msgtype:
-                ctx.count_skip(pub.topic, f"type {pub.msgtype} published, {msgtype} subscribed")
+                ctx.count_skip(pub.topic, InputError(f"type {pub.msgtype} published, {msgtype} subscribed"))
                 continue
             self._push(self.now_ns, _LOCAL, lambda cb=callback, m=msg, t=pub.topic: self._deliver(t, cb, m))
 
@@ -249,7 +265,11 @@ class ReplayRuntime:
             self.report.services.append(ServiceResult(call.service, self.now_ns, call.request, None, str(err)))
             return
         response = callback(request, self.factory(resp_type))
-        error = None if response is not None else "service callback failed (see log)"
+        error = None
+        if response is None:  # guard() logged and counted a raised error; a bare None is a node bug
+            error = "service callback failed or returned no response"
+            if not any(k[0] == call.service for k in list(ctx.errors) + list(ctx.skips)):
+                ctx.count_skip(call.service, InputError("service callback returned None"))
         # Responses go to the report, not the bag: rosbag2 readers cannot decode a bare
         # ``pkg/srv/Name_Response`` as a topic type (they file every type under ``msg/``).
         self.report.services.append(ServiceResult(call.service, self.now_ns, request, response, error))
@@ -257,26 +277,43 @@ class ReplayRuntime:
     # -- the loop ----------------------------------------------------------------------------
     def run(self, duration_s: float | None = None) -> ReplayReport:
         """Replay the whole bag (or its first ``duration_s`` seconds) and return the report."""
+        if duration_s is not None and not duration_s >= 0:
+            raise ConfigError(f"duration must be >= 0 s, got {duration_s}")
+        if self._end_ns is not None or self.report.wall_s:
+            raise RuntimeError("a ReplayRuntime runs once; make a new one")
+        self._check_output_path()
         wall0 = time.perf_counter()
         with BagReader(self.input_bag, self.factory) as reader:
-            bag_topics = reader.topics()
-            wanted = self._check_subscriptions(bag_topics, reader)
             start = reader.start_ns
             # rosbag2's end time is exclusive (last message + 1 ns as rosbags writes it).
             last = max(start, reader.end_ns - 1)
             end = last if duration_s is None else min(last, start + int(duration_s * 1e9))
-            self.report.start_ns, self.now_ns = start, start
+            self._warn_type_mismatches(reader.topics())
+            self.report.start_ns, self.now_ns, self._end_ns = start, start, end
             for period_ns, callback in self._timers:
                 self._schedule_timer(start + period_ns, period_ns, callback, end)
-            for call in self.service_calls:
-                self._push(start + int(call.time_s * 1e9), _SERVICE, lambda c=call: self._call_service(c))
+            pending_calls = set(range(len(self.service_calls)))
+
+            def make_call(k: int) -> None:
+                pending_calls.discard(k)
+                self._call_service(self.service_calls[k])
+
+            for k, call in enumerate(self.service_calls):
+                self._push(start + int(call.time_s * 1e9), _SERVICE, lambda k=k: make_call(k))
             if self.output_bag is not None:
                 self._writer = BagWriter(self.output_bag, self.factory, overwrite=self.overwrite).open()
             try:
-                self._loop(reader, wanted, start, end, wall0, duration_s)
+                for pub, msg in self._early:
+                    self._publish(pub, msg)
+                self._early.clear()
+                self._loop(reader, start, end, wall0, duration_s)
             finally:
                 if self._writer is not None:
                     self._writer.close()
+        for k in sorted(pending_calls):
+            call = self.service_calls[k]
+            self.report.services.append(ServiceResult(call.service, -1, call.request, None, "after the end of the replay"))
+            log.warning("service call %s at %.3f s is after the end of the replay: not made", call.service, call.time_s)
         self.report.end_ns = self.now_ns
         for ctx in self.contexts:
             self.report.skipped.update({(ctx.name, *k): v for k, v in ctx.skips.items()})
@@ -284,19 +321,18 @@ class ReplayRuntime:
         self.report.wall_s = time.perf_counter() - wall0
         return self.report
 
-    def _check_subscriptions(self, bag_topics: Mapping[str, str], reader: BagReader) -> set[str]:
-        wanted = set()
+    def _check_output_path(self) -> None:
+        if self.output_bag is None:
+            return
+        out, src = self.output_bag.resolve(), self.input_bag.resolve()
+        if out == src or out in src.parents or src in out.parents:
+            raise ConfigError(f"output bag {self.output_bag} would overwrite the input bag {self.input_bag}")
+
+    def _warn_type_mismatches(self, bag_topics: Mapping[str, str]) -> None:
         for topic, subs in self._subs.items():
-            if topic not in bag_topics:
-                continue
             for ctx, msgtype, _ in subs:
-                if msgtype != bag_topics[topic]:
-                    ctx.logger.error(
-                        "%s holds %s but the node subscribes with %s: not delivered", topic, bag_topics[topic], msgtype
-                    )
-                else:
-                    wanted.add(topic)
-        return wanted
+                if topic in bag_topics and msgtype != bag_topics[topic]:
+                    ctx.logger.error("%s holds %s but the node subscribes with %s: each message is a counted skip", topic, bag_topics[topic], msgtype)
 
     def _schedule_timer(self, t_ns: int, period_ns: int, callback: Callback, end: int) -> None:
         if t_ns > end:
@@ -323,25 +359,32 @@ class ReplayRuntime:
             self._advance(t, wall0, start)
             action()
 
-    def _loop(
-        self, reader: BagReader, wanted: set[str], start: int, end: int, wall0: float, duration_s: float | None
-    ) -> None:
-        # Progress in milliseconds of simulated time; tqdm throttles its own redraws.
+    def _loop(self, reader: BagReader, start: int, end: int, wall0: float, duration_s: float | None) -> None:
+        # Every topic is read (subscriptions may appear mid-run, e.g. TF on first use); only
+        # messages somebody subscribes to at that moment are decoded.
         bar = tqdm(total=max(end - start, 0) // 1_000_000, unit="ms", disable=not self.progress, desc="replay")
         try:
-            for raw in reader.raw_messages(wanted, stop_ns=None if duration_s is None else end + 1):
+            for raw in reader.raw_messages(stop_ns=None if duration_s is None else end + 1):
                 # Events strictly before this message's time come first; equal times go after it.
                 self._run_events_until(raw.log_ns - 1, wall0, start)
                 self._advance(raw.log_ns, wall0, start)
                 bar.update((self.now_ns - start) // 1_000_000 - bar.n)
-                subs = [(c, cb) for c, t, cb in self._subs[raw.topic] if t == raw.msgtype]
+                subs = self._subs.get(raw.topic)
+                if not subs:
+                    continue
+                matching = [(c, cb) for c, t, cb in subs if t == raw.msgtype]
+                for ctx, msgtype, _ in subs:
+                    if msgtype != raw.msgtype:
+                        ctx.count_skip(raw.topic, InputError(f"bag holds {raw.msgtype}, subscribed as {msgtype}"))
+                if not matching:
+                    continue
                 try:
                     msg = reader.decode(raw)
                 except InputError as err:
-                    for ctx, _ in subs:
+                    for ctx, _ in matching:
                         ctx.count_skip(raw.topic, err)
                     continue
-                for _, callback in subs:
+                for _, callback in matching:
                     self._deliver(raw.topic, callback, msg)
             self._run_events_until(end, wall0, start)
             self._advance(end, wall0, start)  # the clock reaches the end even if no topic was wanted

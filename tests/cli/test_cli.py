@@ -49,3 +49,15 @@ def test_junk_pcap_is_one_error_line(tmp_path: Path, ouster_dir: Path) -> None:
 def test_nodes_lists_image_stats() -> None:
     proc = run("nodes")
     assert proc.returncode == 0 and proc.stdout.startswith("image_stats")
+
+
+@pytest.mark.parametrize("args", [["bag"], ["--bogus"], ["bag", "info"], ["replay"]])
+def test_usage_errors_print_usage_not_tracebacks(args: list[str]) -> None:
+    proc = run(*args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
+    assert "Usage" in proc.stderr + proc.stdout
+
+
+def test_bad_set_value_is_one_error_line(tmp_path: Path) -> None:
+    proc = run("replay", str(tmp_path), "--set", "image_stats.image_topic=[1")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--set" in proc.stderr
