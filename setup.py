@@ -33,6 +33,8 @@ setup(
         "scipy>=1.11",
         "tqdm>=4.66",
         "typer>=0.12",
+        "ninja>=1.11",  # builds the CPU rasteriser's C++ kernel at first use
+        "gsplat==1.5.3",  # CUDA rendering backend (compiles its kernels at first use on a GPU)
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["ros-gs = ros_gs.cli.main:main"]},
