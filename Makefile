@@ -27,6 +27,10 @@ demo: setup
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
 		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap
+	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \
+		--pose 4.2 -1.5 0.2 0 -0.7071068 0 0.7071068 --depth $(OUT)/guitar_front_depth.npy
+	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.compressed.ply $(OUT)/guitar_side.png --size 640 480 \
+		--pose 0.2 -1.5 -4 0 0 0 1
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

@@ -16,11 +16,14 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["ros_gs", "ros_gs.*"]),
+    # C++ sources that torch's cpp_extension compiles at first use.
+    package_data={"ros_gs.render": ["csrc/*.cpp"]},
     data_files=[
         ("share/ros_gs/msg", glob("msg/*.msg")),
         ("share/ros_gs/srv", glob("srv/*.srv")),
         ("share/ros_gs/config", glob("config/*.yaml")),
         ("share/ros_gs/launch", glob("launch/*.py")),
+        ("share/ros_gs/cuda", glob("cuda/*.cu") + glob("cuda/*.cpp")),
         ("share/ros_gs", ["package.xml"]),
     ],
     install_requires=[

@@ -138,6 +138,54 @@ def replay(
 
 
 @app.command()
+def render(
+    map_file: Annotated[Path, typer.Argument(help="Gaussian map: INRIA 3DGS PLY or SuperSplat *.compressed.ply")],
+    out: Annotated[Path, typer.Argument(help="output PNG (8-bit RGB)")],
+    size: Annotated[tuple[int, int], typer.Option(help="image width and height, pixels")] = (640, 480),
+    intrinsics: Annotated[Optional[tuple[float, float, float, float]], typer.Option(help="FX FY CX CY (default: 60 deg horizontal FOV, centred)")] = None,
+    pose: Annotated[tuple[float, float, float, float, float, float, float], typer.Option(help="camera-to-world of the OpenCV optical frame: X Y Z QX QY QZ QW")] = (0, 0, 0, 0, 0, 0, 1),
+    depth: Annotated[Optional[Path], typer.Option(help="also write metric depth (H x W float32, 0 = nothing) as .npy")] = None,
+    backend: Annotated[str, typer.Option(help="auto | cpu | gsplat")] = "auto",
+) -> None:
+    """Render a Gaussian map file from one camera pose to a PNG."""
+    import time
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ros_gs.gaussians.ply import read_ply
+    from ros_gs.render.api import render as render_map
+    from ros_gs.render.camera import Camera
+    from ros_gs.sensors.poses import xyz_quat_to_matrix
+
+    width, height = size
+    if width <= 0 or height <= 0 or width * height > 8192 * 8192:
+        raise InputError(f"--size must be positive and at most 8192x8192, got {width}x{height}")
+    if intrinsics is None:
+        f = 0.5 * width / np.tan(np.radians(30.0))
+        intrinsics = (f, f, width / 2.0, height / 2.0)
+    fx, fy, cx, cy = intrinsics
+    if not (fx > 0 and fy > 0 and all(np.isfinite(intrinsics))):
+        raise InputError(f"--intrinsics need positive, finite focal lengths, got {intrinsics}")
+    K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float32)
+    c2w = torch.as_tensor(xyz_quat_to_matrix(pose[:3], pose[3:]), dtype=torch.float32)
+    gaussians = read_ply(map_file)
+    camera = Camera.from_pose(K, c2w, width, height)
+    t = time.perf_counter()
+    with torch.no_grad():
+        result = render_map(gaussians, camera, backend=backend)
+    if result.rgb.is_cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t
+    rgb = (result.rgb.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    Image.fromarray(rgb).save(out)
+    if depth is not None:
+        np.save(depth, result.depth.float().cpu().numpy())
+    typer.echo(f"rendered {len(gaussians)} Gaussians at {width}x{height} with backend {result.backend} in {seconds:.3f} s -> {out}")
+
+
+@app.command()
 def nodes() -> None:
     """List the nodes that can run under replay or ROS 2."""
     from ros_gs.nodes import NODES, load_node

@@ -1,0 +1,123 @@
+"""EWA projection of 3D Gaussians to the image (plain torch, differentiable by autograd).
+
+Follows gsplat's pinhole projection (see :mod:`ros_gs.render` for the conventions):
+
+* ``Sigma = R S S^T R^T`` from the normalised quaternion (w, x, y, z) and the scales;
+* camera-frame mean ``t = R_v mu + t_v`` and covariance ``W Sigma W^T`` (``W = R_v``);
+* ``J`` is the pinhole Jacobian at ``t`` with ``x/z`` and ``y/z`` clamped to the field of view
+  widened by 30 % (``(W - cx)/fx + 0.3 tan(fov_x/2)`` on the right, ``cx/fx + 0.3 tan(fov_x/2)``
+  on the left, the same for y): equal to ``+-1.3 tan(fov/2)`` for a centred principal point;
+* ``Sigma2D = J W Sigma W^T J^T + 0.3 I`` (no opacity compensation), ``conic = Sigma2D^-1``
+  stored as its upper triangle ``(a, b, c)`` so that ``sigma = 1/2 (a dx^2 + c dy^2) + b dx dy``;
+* radius ``ceil(3 sqrt(lambda_max))``; a Gaussian gets radius 0 (culled) when its depth is
+  ``< near`` or ``> far``, ``det(Sigma2D) <= 0``, or its radius box misses the image.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+EPS2D = 0.3  # low-pass filter added to the 2D covariance (pixels^2)
+
+
+class Projected(NamedTuple):
+    """Per-Gaussian screen-space quantities (all length N, same order as the input)."""
+
+    means2d: Tensor  # (N, 2) pixel coordinates (x right, y down)
+    conics: Tensor  # (N, 3) upper triangle (a, b, c) of Sigma2D^-1
+    depths: Tensor  # (N,) camera-frame z of the mean
+    radii: Tensor  # (N,) int32, 0 for culled Gaussians
+    valid: Tensor  # (N,) bool, radii > 0
+
+
+def quat_to_rotmat(quats: Tensor) -> Tensor:
+    """(N, 4) quaternions (w, x, y, z), any norm -> (N, 3, 3) rotation matrices."""
+    q = F.normalize(quats, p=2, dim=-1)
+    w, x, y, z = q.unbind(-1)
+    R = torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    )
+    return R.reshape(q.shape[:-1] + (3, 3))
+
+
+def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
+    """(N, 3, 3) world covariances ``R S S^T R^T``."""
+    M = quat_to_rotmat(quats) * scales[..., None, :]
+    return M @ M.transpose(-1, -2)
+
+
+def project_gaussians(
+    means: Tensor,
+    quats: Tensor,
+    scales: Tensor,
+    viewmat: Tensor,
+    K: Tensor,
+    width: int,
+    height: int,
+    near: float = 0.01,
+    far: float = 1e10,
+    eps2d: float = EPS2D,
+) -> Projected:
+    """Project N Gaussians with a pinhole camera (differentiable w.r.t. all tensor inputs)."""
+    R = viewmat[:3, :3]
+    tv = viewmat[:3, 3]
+    means_c = means @ R.transpose(0, 1) + tv  # (N, 3)
+    # camera-frame factor A = R_v R_q S of Sigma_c = A A^T, with one (3, 3) x (3, 3N) GEMM
+    # instead of N batched 3x3 products (slow on CPU)
+    RqS = quat_to_rotmat(quats) * scales[..., None, :]  # (N, 3, 3) = R_q S
+    A = (R @ RqS.permute(1, 0, 2).reshape(3, -1)).reshape(3, -1, 3)  # A[i] = row i of A, (N, 3)
+    A0, A1, A2 = A[0], A[1], A[2]
+
+    tx, ty, tz = means_c.unbind(-1)
+    depths = tz
+    in_depth = (tz >= near) & (tz <= far)
+    # Culled Gaussians never reach the rasteriser; a safe z keeps their (unused) values finite
+    # so that no NaN/inf leaks into autograd.
+    z = torch.where(in_depth, tz, torch.ones_like(tz))
+
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    tan_fovx = 0.5 * width / fx
+    tan_fovy = 0.5 * height / fy
+    lim_x_pos = (width - cx) / fx + 0.3 * tan_fovx
+    lim_x_neg = cx / fx + 0.3 * tan_fovx
+    lim_y_pos = (height - cy) / fy + 0.3 * tan_fovy
+    lim_y_neg = cy / fy + 0.3 * tan_fovy
+    u = tx / z
+    v = ty / z
+    uc = torch.maximum(torch.minimum(u, lim_x_pos), -lim_x_neg)
+    vc = torch.maximum(torch.minimum(v, lim_y_pos), -lim_y_neg)
+
+    # J = [[fx/z, 0, -fx uc/z], [0, fy/z, -fy vc/z]]; rows of J A, then Sigma2D = (J A)(J A)^T
+    inv_z = 1.0 / z
+    JA0 = (fx * inv_z)[:, None] * (A0 - uc[:, None] * A2)
+    JA1 = (fy * inv_z)[:, None] * (A1 - vc[:, None] * A2)
+    a = (JA0 * JA0).sum(-1) + eps2d
+    b = (JA0 * JA1).sum(-1)
+    c = (JA1 * JA1).sum(-1) + eps2d
+    det_raw = a * c - b * b
+    det = det_raw.clamp_min(1e-10)
+    conics = torch.stack([c / det, -b / det, a / det], dim=-1)
+
+    means2d = torch.stack([fx * u + cx, fy * v + cy], dim=-1)
+
+    with torch.no_grad():
+        half_tr = 0.5 * (a + c)
+        lam_max = half_tr + torch.sqrt((half_tr * half_tr - det).clamp_min(0.01))
+        radius = torch.ceil(3.0 * torch.sqrt(lam_max))
+        ok = in_depth & (det_raw > 0)
+        mx, my = means2d[:, 0], means2d[:, 1]
+        ok = ok & (mx + radius > 0) & (mx - radius < width) & (my + radius > 0) & (my - radius < height)
+        ok = ok & torch.isfinite(radius) & torch.isfinite(mx) & torch.isfinite(my)
+        radius = radius.clamp_max(float(2**30))  # stays representable as int32
+        radii = torch.where(ok, radius, torch.zeros_like(radius)).to(torch.int32)
+        valid = radii > 0
+    return Projected(means2d, conics, depths, radii, valid)

@@ -1,0 +1,1 @@
+"""Semantics: per-pixel labels and features lifted onto Gaussians (text matching comes later)."""
