@@ -7,9 +7,20 @@ DATA    ?= ../shared/data
 OUT     ?= out
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+# Debian packages: libosmesa6 lets MuJoCo (the ground-truth simulator) render on the CPU.
+APT_PACKAGES := libosmesa6
 
-setup: $(VENV)/.installed
+.PHONY: setup system-deps demo test bench clean
+
+setup: system-deps $(VENV)/.installed
+
+# Installs missing Debian packages when run as root; otherwise says what to install.
+system-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing; \
+		else echo "missing Debian packages: $$missing (run: sudo apt-get install $$missing)"; fi; \
+	fi
 
 # torch is pinned to 2.13.0 in setup.py: that release is the local CPU wheel; an unpinned
 # torch would pull several GB of CUDA builds.

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# MuJoCo renders on the CPU through OSMesa here (no display, no GPU); set before it is imported.
+os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import pytest
 

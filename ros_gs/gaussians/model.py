@@ -65,6 +65,7 @@ import numpy as np
 import torch
 
 from ros_gs.errors import ConfigError
+from ros_gs.gaussians.spatial_index import as_points
 
 C0 = 0.28209479177387814
 """Zeroth-order real spherical-harmonic constant: colour = 0.5 + C0 * f_dc."""
@@ -409,12 +410,7 @@ class GaussianMap:
     def _prepare(self, means: Any, quats: Any, log_scales: Any, opacity_logits: Any, sh: Any,
                  features: Any, ids: Any, created_ns: Any, last_seen_ns: Any, confidence: Any,
                  stamp_ns: int) -> dict[str, torch.Tensor]:
-        try:
-            mt = torch.as_tensor(means.detach() if isinstance(means, torch.Tensor) else means)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ConfigError(f"means: cannot be made a tensor ({exc})") from None
-        if mt.dim() != 2 or mt.shape[1] != 3:
-            raise ConfigError(f"means must be (N, 3), got shape {tuple(mt.shape)}")
+        mt = as_points(means, "means")
         k = int(mt.shape[0])
         f32, i64 = torch.float32, torch.int64
         out = {"means": self._tensor("means", mt, (k, 3), f32)}

@@ -23,7 +23,8 @@ from ros_gs.errors import ConfigError
 _MAX_KEY = 2**62
 
 
-def _as_points(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
+def as_points(x: Any, name: str, device: torch.device | None = None) -> torch.Tensor:
+    """``x`` as an (N, 3) tensor, or a ConfigError naming ``name``."""
     try:
         t = torch.as_tensor(x.detach() if isinstance(x, torch.Tensor) else x)
     except (TypeError, ValueError, RuntimeError) as exc:
@@ -61,7 +62,7 @@ class VoxelIndex:
             raise ConfigError(f"voxel must be a positive number, got {voxel!r}") from None
         if not (voxel > 0 and math.isfinite(voxel)):
             raise ConfigError(f"voxel must be a positive number, got {voxel!r}")
-        pts = _as_points(means, "means")
+        pts = as_points(means, "means")
         dev = pts.device
         if pts.shape[0] == 0:
             z = torch.zeros(0, dtype=torch.int64, device=dev)
@@ -110,7 +111,7 @@ class VoxelIndex:
     def occupied(self, points: Any, radius: float | None = None) -> torch.Tensor:
         """(P,) bool.  radius None: the voxel containing the point holds a mean.  Otherwise:
         some mean lies within ``radius`` of the point."""
-        q = _as_points(points, "points", self.points.device)
+        q = as_points(points, "points", self.points.device)
         if radius is not None:
             offsets, _ = self.query_radius(q, radius)
             return offsets[1:] > offsets[:-1]
@@ -131,7 +132,7 @@ class VoxelIndex:
             raise ConfigError(f"radius must be a number >= 0, got {radius!r}") from None
         if not (radius >= 0 and math.isfinite(radius)):
             raise ConfigError(f"radius must be a number >= 0, got {radius!r}")
-        q = _as_points(points, "points", self.points.device)
+        q = as_points(points, "points", self.points.device)
         dev = q.device
         p = int(q.shape[0])
         if p == 0 or len(self) == 0:
