@@ -59,6 +59,29 @@ def bag_from_ouster(
     typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
 
 
+@bag_app.command("from-mujoco")
+def bag_from_mujoco(
+    scene: Annotated[str, typer.Argument(help="tabletop | push | drop | walkthrough")],
+    out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
+    duration: Annotated[float, typer.Option(help="simulated seconds")] = 2.0,
+    seed: Annotated[int, typer.Option(help="random seed (same seed, same bag)")] = 0,
+    size: Annotated[tuple[int, int], typer.Option(help="camera width and height")] = (320, 240),
+    cameras: Annotated[int, typer.Option(help="static RGB-D cameras (table scenes, 1-3)")] = 3,
+    camera_rate: Annotated[float, typer.Option(help="camera frame rate, Hz")] = 10.0,
+    imu_rate: Annotated[float, typer.Option(help="IMU rate, Hz")] = 200.0,
+    noise: Annotated[bool, typer.Option(help="add depth, LiDAR and IMU noise and IMU bias")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """A MuJoCo ground-truth scene -> RGB-D + segmentation, LiDAR, IMU, /tf_static, /ground_truth/*."""
+    from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
+
+    counts = mujoco_scene_to_bag(
+        scene, out, duration_s=duration, seed=seed, width=size[0], height=size[1], num_cameras=cameras,
+        camera_rate_hz=camera_rate, imu_rate_hz=imu_rate, noise=noise, overwrite=overwrite,
+    )
+    typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
+
+
 @bag_app.command("info")
 def bag_info_cmd(
     bag: Annotated[Path, typer.Argument(help="rosbag2 folder or .mcap/.db3 file")],
