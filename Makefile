@@ -38,6 +38,8 @@ demo: setup
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
 		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap
+	$(VENV)/bin/ros-gs bag from-mujoco walkthrough $(OUT)/walkthrough.mcap --duration 5 --overwrite
+	$(VENV)/bin/ros-gs bag info $(OUT)/walkthrough.mcap
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \
 		--pose 4.2 -1.5 0.2 0 -0.7071068 0 0.7071068 --depth $(OUT)/guitar_front_depth.npy
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.compressed.ply $(OUT)/guitar_side.png --size 640 480 \
