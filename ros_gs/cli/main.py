@@ -165,7 +165,7 @@ def render(
     map_file: Annotated[Path, typer.Argument(help="Gaussian map: INRIA 3DGS PLY or SuperSplat *.compressed.ply")],
     out: Annotated[Path, typer.Argument(help="output PNG (8-bit RGB)")],
     size: Annotated[tuple[int, int], typer.Option(help="image width and height, pixels")] = (640, 480),
-    intrinsics: Annotated[Optional[tuple[float, float, float, float]], typer.Option(help="FX FY CX CY (default: 60 deg horizontal FOV, centred)")] = None,
+    intrinsics: Annotated[Optional[tuple[float, float, float, float]], typer.Option(help="FX FY CX CY as in CameraInfo (pixel centres at integer coordinates; default: 60 deg horizontal FOV, centred)")] = None,
     pose: Annotated[tuple[float, float, float, float, float, float, float], typer.Option(help="camera-to-world of the OpenCV optical frame: X Y Z QX QY QZ QW")] = (0, 0, 0, 0, 0, 0, 1),
     depth: Annotated[Optional[Path], typer.Option(help="also write metric depth (H x W float32, 0 = nothing) as .npy")] = None,
     backend: Annotated[str, typer.Option(help="auto | cpu | gsplat")] = "auto",
@@ -187,11 +187,12 @@ def render(
         raise InputError(f"--size must be positive and at most 8192x8192, got {width}x{height}")
     if intrinsics is None:
         f = 0.5 * width / np.tan(np.radians(30.0))
-        intrinsics = (f, f, width / 2.0, height / 2.0)
+        intrinsics = (f, f, (width - 1) / 2.0, (height - 1) / 2.0)
     fx, fy, cx, cy = intrinsics
     if not (fx > 0 and fy > 0 and all(np.isfinite(intrinsics))):
         raise InputError(f"--intrinsics need positive, finite focal lengths, got {intrinsics}")
-    K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float32)
+    # CameraInfo puts pixel centres at integer coordinates; the renderer (like gsplat) at +0.5.
+    K = torch.tensor([[fx, 0.0, cx + 0.5], [0.0, fy, cy + 0.5], [0.0, 0.0, 1.0]], dtype=torch.float32)
     c2w = torch.as_tensor(xyz_quat_to_matrix(pose[:3], pose[3:]), dtype=torch.float32)
     gaussians = read_ply(map_file)
     camera = Camera.from_pose(K, c2w, width, height)

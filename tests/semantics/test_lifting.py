@@ -15,7 +15,7 @@ from ros_gs.render.api import render_tensors
 from ros_gs.render.camera import Camera
 from ros_gs.semantics.lifting import lift_features
 
-W, H = 10, 8
+W, H = 40, 20  # 3 x 2 tiles of 16 px: binning across tiles is exercised
 
 
 @dataclass
@@ -34,7 +34,7 @@ def scene(n: int = 30, seed: int = 0, dtype=torch.float64) -> tuple[Scene, Camer
     scales = torch.exp(torch.randn(n, 3, generator=g, dtype=dtype) * 0.3 + math.log(0.15))
     opac = torch.rand(n, generator=g, dtype=dtype) * 0.9 + 0.05
     sh = torch.randn(n, 1, 3, generator=g, dtype=dtype) * 0.5
-    K = torch.tensor([[8.0, 0, W / 2], [0, 8.0, H / 2], [0, 0, 1]], dtype=dtype)
+    K = torch.tensor([[25.0, 0, W / 2], [0, 25.0, H / 2], [0, 0, 1]], dtype=dtype)
     return Scene(means, quats, scales, opac, sh), Camera.from_pose(K, torch.eye(4, dtype=dtype), W, H)
 
 
