@@ -7,8 +7,9 @@ DATA    ?= ../shared/data
 OUT     ?= out
 PYTEST_ARGS ?=
 
-# Debian packages: libosmesa6 lets MuJoCo (the ground-truth simulator) render on the CPU.
-APT_PACKAGES := libosmesa6
+# Debian packages: libosmesa6 lets MuJoCo (the ground-truth simulator) render on the CPU;
+# open3d needs libgl1 and libusb-1.0-0.
+APT_PACKAGES := libosmesa6 libgl1 libusb-1.0-0
 
 .PHONY: setup system-deps demo test bench clean
 

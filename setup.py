@@ -38,6 +38,7 @@ setup(
         "typer>=0.12",
         "ninja>=1.11",  # builds the CPU rasteriser's C++ kernel at first use
         "gsplat==1.5.3",  # CUDA rendering backend (compiles its kernels at first use on a GPU)
+        "open3d>=0.18",  # registration for tracking, and the dense RGB-D SLAM peer in benchmarks
         "mujoco>=3.2",  # ground-truth scenes (ros_gs.sim; a tool, not a dependency of the core)
     ],
     extras_require={"test": ["pytest>=8"]},

@@ -38,7 +38,7 @@ PIP_TO_ROSDEP = {
     "pillow": "python3-pil",
 }
 #: Requirements without a rosdep key: installed with pip, and package.xml must say so.
-PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco"}
+PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d"}
 BUILDTOOL = {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"}
 EXEC = {"rosidl_default_runtime", "rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python"}
 
@@ -582,7 +582,7 @@ def test_script_not_executable_or_wrong_node_is_noticed(repo):
 def test_stray_script_and_unknown_node_are_noticed(repo):
     (repo / "scripts" / "ghost").write_text("#!/usr/bin/env python3\n")
     one_problem(check_scripts(repo, NODES), "scripts/ghost is no entry")
-    one_problem(check_scripts(repo, {**NODES, "mapper": "x:Y"}), "no scripts/mapper")
+    one_problem(check_scripts(repo, {**NODES, "planner": "x:Y"}), "no scripts/planner")
 
 
 def test_launch_with_unknown_executable_or_config_is_noticed(repo):

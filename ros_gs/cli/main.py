@@ -112,7 +112,7 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
 def replay(
     bag: Annotated[Path, typer.Argument(help="input rosbag2")],
     out: Annotated[Optional[Path], typer.Option(help="output MCAP bag with everything published")] = None,
-    node: Annotated[list[str], typer.Option(help="node(s) to run (see `ros-gs nodes`)")] = ["image_stats"],
+    node: Annotated[list[str], typer.Option(help="node(s) to run (see `ros-gs nodes`)")] = ["mapper"],
     params: Annotated[list[Path], typer.Option(help="ROS 2 parameter YAML file(s)")] = [],
     set_: Annotated[list[str], typer.Option("--set", help="override: NODE.PARAM=VALUE")] = [],
     services: Annotated[Optional[Path], typer.Option(help="YAML list of service calls to make")] = None,
@@ -135,6 +135,8 @@ def replay(
         overwrite=overwrite,
         progress=True,
     )
+    if unknown := sorted(set(runtime.overrides) - set(node)):
+        raise InputError(f"--set names node(s) {unknown} that this replay does not run (nodes: {node})")
     for name in node:
         try:
             node_cls = load_node(name)

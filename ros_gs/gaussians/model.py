@@ -75,6 +75,9 @@ TRAINABLE = ("means", "quats", "log_scales", "opacity_logits", "sh", "features")
 
 # default values for fields ``add`` is not given
 DEFAULT_LOG_SCALE = math.log(0.01)  # 1 cm
+#: Largest accepted log scale: exp(80) ~ 5.5e34 is finite in float32, exp(89) overflows to inf
+#: (an infinite scale is culled by the renderer but turns the camera-pose gradient into NaN).
+MAX_LOG_SCALE = 80.0
 DEFAULT_OPACITY_LOGIT = math.log(0.1 / 0.9)  # opacity 0.1, the 3DGS initialisation
 
 
@@ -424,6 +427,11 @@ class GaussianMap:
         out["quats"] = q
         out["log_scales"] = self._tensor(
             "log_scales", DEFAULT_LOG_SCALE if log_scales is None else log_scales, (k, 3), f32)
+        big = (out["log_scales"] > MAX_LOG_SCALE).any(dim=1) if k else None
+        if big is not None and bool(big.any()):
+            raise ConfigError(
+                f"log_scales above {MAX_LOG_SCALE} (exp overflows float32) in {int(big.sum())} of {k} rows; "
+                "log_scales are natural logs of standard deviations in metres")
         out["opacity_logits"] = self._tensor(
             "opacity_logits", DEFAULT_OPACITY_LOGIT if opacity_logits is None else opacity_logits, (k,), f32)
         kc = self.num_sh_coeffs

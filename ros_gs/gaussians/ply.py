@@ -192,6 +192,10 @@ def _read_ascii(data: bytes, offset: int, elements: list[_Element], path: Any) -
             if t[0] in "iu":
                 if not np.all(np.isfinite(col)) or not np.all(col == np.round(col)):
                     raise _fail(path, f"ascii PLY property {name!r} must hold integers")
+                info = np.iinfo(np.dtype(t))
+                if col.size and (col.min() < info.min or col.max() > info.max):
+                    raise _fail(path, f"ascii PLY property {name!r} ({np.dtype(t).name}) has values outside "
+                                      f"[{info.min}, {info.max}]: range [{col.min():g}, {col.max():g}]")
             cols[name] = col.astype(np.dtype(t))
         out[el.name] = cols
     return out
@@ -237,6 +241,17 @@ def _finite(name: str, a: np.ndarray, path: Any) -> np.ndarray:
     return a
 
 
+def _log_scales(a: np.ndarray, path: Any) -> np.ndarray:
+    from ros_gs.gaussians.model import MAX_LOG_SCALE
+
+    a = _finite("scale", a, path)
+    big = (a > MAX_LOG_SCALE).any(axis=1)
+    if big.any():
+        raise _fail(path, f"{int(big.sum())} of {a.shape[0]} Gaussians have a log scale above {MAX_LOG_SCALE} "
+                          "(exp overflows float32)")
+    return a
+
+
 def _sh_rest(props: dict[str, np.ndarray], n: int, path: Any, decode=None) -> tuple[int, np.ndarray | None]:
     """(degree, (n, K-1, 3) array or None) from f_rest_* properties (channel-major)."""
     rest = {}
@@ -269,7 +284,15 @@ def _extras(props: dict[str, np.ndarray], n: int, path: Any) -> tuple[np.ndarray
         if sorted(feats) != list(range(len(feats))):
             raise _fail(path, f"feat_* properties must be feat_0..feat_{len(feats) - 1}")
         features = _finite("features", np.stack([props[feats[i]] for i in range(len(feats))], 1).astype(np.float32), path)
-    ids = props["object_id"].astype(np.int64) if "object_id" in props else None
+    ids = None
+    if "object_id" in props:
+        raw = props["object_id"]
+        if raw.dtype.kind == "f":
+            if not np.all(np.isfinite(raw)) or not np.all(raw == np.round(raw)):
+                raise _fail(path, "object_id must hold finite integers")
+            if raw.size and (raw.min() < -(2**63) or raw.max() >= 2**63):
+                raise _fail(path, "object_id outside the int64 range")
+        ids = raw.astype(np.int64)
     conf = _finite("confidence", props["confidence"].astype(np.float32), path) if "confidence" in props else None
     return features, ids, conf
 
@@ -299,7 +322,7 @@ def _decode_inria(ply: PlyData, path: Any) -> dict[str, Any]:
         raise _fail(path, "3DGS PLY: missing properties f_dc_0..2 (and no red/green/blue)")
     _finite("f_dc", dc, path)
     opac = _finite("opacity", _need(v, ["opacity"], "3DGS PLY", path)[0].astype(f32), path)
-    log_scales = _finite("scale", np.stack(_need(v, ["scale_0", "scale_1", "scale_2"], "3DGS PLY", path), 1).astype(f32), path)
+    log_scales = _log_scales(np.stack(_need(v, ["scale_0", "scale_1", "scale_2"], "3DGS PLY", path), 1).astype(f32), path)
     quats = _check_quats(np.stack(_need(v, ["rot_0", "rot_1", "rot_2", "rot_3"], "3DGS PLY", path), 1).astype(f32), path)
     degree, rest = _sh_rest(v, n, path)
     sh = np.zeros((n, (degree + 1) ** 2, 3), f32)
@@ -384,7 +407,7 @@ def _decode_compressed(ply: PlyData, path: Any) -> dict[str, Any]:
         sh[:, 1:] = rest
     f32 = np.float32
     return dict(means=_finite("position", means.astype(f32), path), quats=quats.astype(f32),
-                log_scales=_finite("scale", log_scales.astype(f32), path), opacity_logits=opac.astype(f32),
+                log_scales=_log_scales(log_scales.astype(f32), path), opacity_logits=opac.astype(f32),
                 sh=sh, sh_degree=degree, features=None, ids=None, confidence=None)
 
 

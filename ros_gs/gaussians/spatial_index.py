@@ -3,7 +3,9 @@
 ``VoxelIndex.build(means, voxel)`` quantises the means to integer voxel coordinates, packs
 them into one int64 key per point (row-major over the occupied bounding box), sorts by key
 and keeps, for every occupied voxel, the run ``[start, end)`` of the sorted order.  A query
-looks up the voxels of a point's neighbourhood with ``searchsorted`` — vectorised over all
+looks up the voxels of a point's neighbourhood (clipped to the occupied bounding box; when
+that still holds more cells than there are occupied voxels, the occupied voxels are tested
+directly) with ``searchsorted`` — vectorised over all
 (point, neighbour-voxel) pairs, no Python loop over points — expands the runs into candidate
 pairs and keeps those within the radius.  Everything is torch, on the means' device.
 
@@ -137,20 +139,40 @@ class VoxelIndex:
         p = int(q.shape[0])
         if p == 0 or len(self) == 0:
             return torch.zeros(p + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
-        r = int(math.ceil(radius / self.voxel))
-        rng = torch.arange(-r, r + 1, device=dev)
-        nbr = torch.stack(torch.meshgrid(rng, rng, rng, indexing="ij"), -1).reshape(-1, 3)  # (O, 3)
-        n_off = int(nbr.shape[0])
+        r = min(int(math.ceil(radius / self.voxel)), _MAX_KEY)
         r2 = radius * radius
         qcells = torch.floor(q.to(torch.float64) / self.voxel).to(torch.int64)
         counts_all = torch.zeros(p, dtype=torch.int64, device=dev)
         idx_parts: list[torch.Tensor] = []
+        # neighbour offsets, clipped per axis to those that can reach the occupied bounding box
+        top = self.origin + self.dims - 1
+        olo = torch.maximum(self.origin - qcells.max(0).values, torch.full_like(self.origin, -r)).tolist()
+        ohi = torch.minimum(top - qcells.min(0).values, torch.full_like(self.origin, r)).tolist()
+        if any(a > b for a, b in zip(olo, ohi)):
+            return torch.zeros(p + 1, dtype=torch.int64, device=dev), torch.zeros(0, dtype=torch.int64, device=dev)
+        n_off = math.prod(b - a + 1 for a, b in zip(olo, ohi))
+        n_vox = self.num_voxels
+        direct = n_off > n_vox  # fewer occupied voxels than neighbour cells: test those directly
+        if direct:
+            k = self.keys
+            vcells = torch.stack([k // (self.dims[1] * self.dims[2]), (k // self.dims[2]) % self.dims[1],
+                                  k % self.dims[2]], 1) + self.origin  # (V, 3)
+            n_off = n_vox
+        else:
+            axes = [torch.arange(a, b + 1, device=dev) for a, b in zip(olo, ohi)]
+            nbr = torch.stack(torch.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)  # (O, 3)
         batch = max(1, max_pairs // n_off)
         b0 = 0
         while b0 < p:
             b1 = min(p, b0 + batch)
-            cells = (qcells[b0:b1, None, :] + nbr[None]).reshape(-1, 3)
-            start, count = self._cell_runs(cells)
+            if direct:
+                near = ((vcells[None] - qcells[b0:b1, None, :]).abs() <= r).all(-1)  # (B, V)
+                start = torch.where(near, self.starts[None], torch.zeros_like(self.starts)[None]).reshape(-1)
+                count = torch.where(near, (self.ends - self.starts)[None],
+                                    torch.zeros_like(self.starts)[None]).reshape(-1)
+            else:
+                cells = (qcells[b0:b1, None, :] + nbr[None]).reshape(-1, 3)
+                start, count = self._cell_runs(cells)
             total = int(count.sum())
             # keep candidate expansion bounded: halve the batch when a dense region explodes
             if total > 4 * max_pairs and b1 - b0 > 1:

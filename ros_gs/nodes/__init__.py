@@ -12,6 +12,7 @@ from typing import Any
 
 NODES: dict[str, str] = {
     "image_stats": "ros_gs.nodes.image_stats:ImageStatsNode",
+    "mapper": "ros_gs.nodes.mapper:MapperNode",
 }
 
 

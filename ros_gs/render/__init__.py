@@ -10,10 +10,13 @@ Conventions (gsplat's defaults; every backend follows them):
   (N, 3) > 0 and opacities (N,) in [0, 1] already activated; sh (N, K, 3) with K >= (d+1)^2.
 * EWA projection: ``Sigma = R S S^T R^T``; ``Sigma2D = J W Sigma W^T J^T + 0.3 I`` with the
   pinhole Jacobian at the camera-space mean, x/z and y/z clamped to 1.3x the field of view
-  (gsplat); no opacity compensation; radius ``ceil(3 sqrt(lambda_max(Sigma2D)))``; Gaussians
-  whose radius box misses the image are culled.
+  (gsplat); no opacity compensation.
+* Radii (gsplat 1.5.3's opacity-aware, per-axis rule): ``extend = min(3.33, sqrt(2 ln(255 o)))``
+  (the distance in standard deviations at which ``o exp(-d^2/2)`` falls to 1/255),
+  ``radius_x = ceil(extend sqrt(Sigma2D_xx))``, ``radius_y = ceil(extend sqrt(Sigma2D_yy))``;
+  Gaussians with opacity < 1/255 or whose radius box misses the image are culled.
 * Compositing on 16x16 tiles (a Gaussian reaches the pixels of the tiles its radius box
-  touches), front to back by camera depth of the mean: ``alpha = min(0.999, o exp(-sigma))``
+  ``[x - radius_x, x + radius_x] x [y - radius_y, y + radius_y]`` touches), front to back by camera depth of the mean: ``alpha = min(0.999, o exp(-sigma))``
   with ``sigma = 1/2 d^T Sigma2D^-1 d``, ``d`` = pixel centre - mean2D; alpha < 1/255 is
   skipped; a pixel stops before the Gaussian that would bring T to <= 1e-4.
 * Colour: SH of degree 0..3 in gsplat's basis evaluated at the unit direction from the camera

@@ -97,6 +97,26 @@ def _check_shapes(means, quats, scales, opacities, sh, features) -> int:
     return N
 
 
+def _check_finite(**tensors: Optional[Tensor]) -> None:
+    """ConfigError naming the first tensor with a NaN/inf and how many of its rows are bad
+    (a non-finite mean or scale is culled by the projection but poisons the pose gradient)."""
+    for name, t in tensors.items():
+        if t is None or not isinstance(t, Tensor) or not t.is_floating_point():
+            continue
+        with torch.no_grad():
+            ok = torch.isfinite(t)
+            if bool(ok.all()):
+                continue
+            rows = ok.reshape(t.shape[0], -1).all(dim=1) if t.dim() > 1 else ok.reshape(-1)
+            n_bad = int((~rows).sum())
+            first = int((~rows).nonzero()[0, 0]) if t.dim() >= 1 else 0
+        unit = "rows" if t.dim() >= 1 else "values"
+        raise ConfigError(
+            f"render: {name} has {n_bad} {unit} with NaN or inf (first at index {first}, "
+            f"shape {tuple(t.shape)}); fix or drop those Gaussians before rendering"
+        )
+
+
 def render_tensors(
     means: Tensor,
     quats: Tensor,
@@ -115,8 +135,16 @@ def render_tensors(
     ``sh`` is (N, K, 3) with ``K >= (sh_degree + 1)^2`` (``sh_degree`` defaults to the largest
     degree K holds, at most 3); ``features`` (N, F), if given, are composited like colour and
     returned as ``RenderOutput.features``; ``background`` (3,) defaults to black.
+    Raises :class:`ros_gs.errors.ConfigError` if any input holds NaN or inf (naming the
+    tensor and the number of bad rows) or, on the cpu backend, if the rasteriser's
+    intersection buffers would exceed their memory budget
+    (:data:`ros_gs.render.rasterize_cpu.MAX_BYTES`).
     """
     _check_shapes(means, quats, scales, opacities, sh, features)
+    _check_finite(
+        means=means, quats=quats, scales=scales, opacities=opacities, sh=sh, features=features,
+        background=None if background is None else torch.as_tensor(background),
+    )
     if sh_degree is None:
         sh_degree = sh_degree_from_coeffs(sh.shape[1])
     if not 0 <= sh_degree <= 3 or (sh_degree + 1) ** 2 > sh.shape[1]:
@@ -147,7 +175,7 @@ def _render_torch_pipeline(means, quats, scales, opacities, sh, camera, features
     W, H = camera.width, camera.height
     N = means.shape[0]
 
-    proj = project_gaussians(means, quats, scales, viewmat, K, W, H, camera.near, camera.far)
+    proj = project_gaussians(means, quats, scales, viewmat, K, W, H, camera.near, camera.far, opacities=opacities)
     if sh_degree > 0:
         R, t = viewmat[:3, :3], viewmat[:3, 3]
         center = -(R.transpose(0, 1) @ t)

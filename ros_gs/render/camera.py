@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ros_gs.errors import ConfigError
+
 
 def _as_tensor(x, dtype: torch.dtype | None = None) -> Tensor:
     if isinstance(x, Tensor):
@@ -62,6 +64,14 @@ class Camera:
         self.height = int(self.height)
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"Camera size must be positive, got {self.width}x{self.height}")
+        with torch.no_grad():
+            if not bool(torch.isfinite(self.K).all()):
+                raise ConfigError(f"Camera.K has NaN or inf: {self.K.tolist()}")
+            if not bool(torch.isfinite(self.viewmat).all()):
+                raise ConfigError(f"Camera.viewmat has NaN or inf: {self.viewmat.tolist()}")
+            fx, fy = float(self.K[0, 0]), float(self.K[1, 1])
+        if not (fx > 0 and fy > 0):
+            raise ConfigError(f"Camera.K needs fx > 0 and fy > 0, got fx={fx}, fy={fy}")
         if not (0.0 < self.near < self.far):
             raise ValueError(f"need 0 < near < far, got near={self.near}, far={self.far}")
 

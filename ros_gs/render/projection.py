@@ -9,8 +9,11 @@ Follows gsplat's pinhole projection (see :mod:`ros_gs.render` for the convention
   on the left, the same for y): equal to ``+-1.3 tan(fov/2)`` for a centred principal point;
 * ``Sigma2D = J W Sigma W^T J^T + 0.3 I`` (no opacity compensation), ``conic = Sigma2D^-1``
   stored as its upper triangle ``(a, b, c)`` so that ``sigma = 1/2 (a dx^2 + c dy^2) + b dx dy``;
-* radius ``ceil(3 sqrt(lambda_max))``; a Gaussian gets radius 0 (culled) when its depth is
-  ``< near`` or ``> far``, ``det(Sigma2D) <= 0``, or its radius box misses the image.
+* per-axis, opacity-aware radii (gsplat 1.5.3, ``ProjectionEWA3DGSFused.cu``):
+  ``extend = min(3.33, sqrt(2 ln(255 o)))`` (3.33 when no opacities are given),
+  ``radius_x = ceil(extend sqrt(Sigma2D_xx))``, ``radius_y = ceil(extend sqrt(Sigma2D_yy))``;
+  a Gaussian gets radii (0, 0) (culled) when its depth is ``< near`` or ``> far``,
+  ``det(Sigma2D) <= 0``, its opacity is < 1/255, or its radius box misses the image.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 EPS2D = 0.3  # low-pass filter added to the 2D covariance (pixels^2)
+EXTEND_MAX = 3.33  # gsplat's largest radius extent, in standard deviations
+ALPHA_THRESHOLD = 1.0 / 255.0  # gsplat's ALPHA_THRESHOLD: opacities below it are culled
 
 
 class Projected(NamedTuple):
@@ -30,8 +35,8 @@ class Projected(NamedTuple):
     means2d: Tensor  # (N, 2) pixel coordinates (x right, y down)
     conics: Tensor  # (N, 3) upper triangle (a, b, c) of Sigma2D^-1
     depths: Tensor  # (N,) camera-frame z of the mean
-    radii: Tensor  # (N,) int32, 0 for culled Gaussians
-    valid: Tensor  # (N,) bool, radii > 0
+    radii: Tensor  # (N, 2) int32 (radius_x, radius_y) in pixels, (0, 0) for culled Gaussians
+    valid: Tensor  # (N,) bool, both radii > 0
 
 
 def quat_to_rotmat(quats: Tensor) -> Tensor:
@@ -66,8 +71,11 @@ def project_gaussians(
     near: float = 0.01,
     far: float = 1e10,
     eps2d: float = EPS2D,
+    opacities: Tensor | None = None,
 ) -> Projected:
-    """Project N Gaussians with a pinhole camera (differentiable w.r.t. all tensor inputs)."""
+    """Project N Gaussians with a pinhole camera (differentiable w.r.t. all tensor inputs).
+
+    ``opacities`` (N,), if given, tighten the radii as gsplat does (see the module docstring)."""
     R = viewmat[:3, :3]
     tv = viewmat[:3, 3]
     means_c = means @ R.transpose(0, 1) + tv  # (N, 3)
@@ -110,14 +118,21 @@ def project_gaussians(
     means2d = torch.stack([fx * u + cx, fy * v + cy], dim=-1)
 
     with torch.no_grad():
-        half_tr = 0.5 * (a + c)
-        lam_max = half_tr + torch.sqrt((half_tr * half_tr - det).clamp_min(0.01))
-        radius = torch.ceil(3.0 * torch.sqrt(lam_max))
         ok = in_depth & (det_raw > 0)
+        if opacities is None:
+            extend = torch.full_like(a, EXTEND_MAX)
+        else:
+            o = opacities.detach().reshape(-1).to(a.dtype)
+            ok = ok & (o >= ALPHA_THRESHOLD)
+            extend = torch.sqrt(2.0 * torch.log(o.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD))
+            extend = extend.clamp_max(EXTEND_MAX)
+        rx = torch.ceil(extend * torch.sqrt(a.clamp_min(0)))
+        ry = torch.ceil(extend * torch.sqrt(c.clamp_min(0)))
+        ok = ok & ((rx > 0) | (ry > 0))
         mx, my = means2d[:, 0], means2d[:, 1]
-        ok = ok & (mx + radius > 0) & (mx - radius < width) & (my + radius > 0) & (my - radius < height)
-        ok = ok & torch.isfinite(radius) & torch.isfinite(mx) & torch.isfinite(my)
-        radius = radius.clamp_max(float(2**30))  # stays representable as int32
-        radii = torch.where(ok, radius, torch.zeros_like(radius)).to(torch.int32)
-        valid = radii > 0
+        ok = ok & (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
+        ok = ok & torch.isfinite(rx) & torch.isfinite(ry) & torch.isfinite(mx) & torch.isfinite(my)
+        radius = torch.stack([rx, ry], dim=-1).clamp_max(float(2**30))  # stays representable as int32
+        radii = torch.where(ok[:, None], radius, torch.zeros_like(radius)).to(torch.int32)
+        valid = (radii > 0).all(dim=-1)
     return Projected(means2d, conics, depths, radii, valid)

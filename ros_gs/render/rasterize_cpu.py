@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,41 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ros_gs.errors import ConfigError
+from ros_gs.render.reference import as_radii2
+
 log = logging.getLogger(__name__)
+
+#: Default memory budget (bytes) for the per-(tile, Gaussian) intersection buffers of one
+#: render: the tile lists (4 bytes per intersection) plus, when a gradient is needed, the
+#: backward's per-intersection gradient slots ((6 + C) values each).  Override with the
+#: environment variable ``ROS_GS_RENDER_MAX_BYTES`` (read at every call) or by assigning this
+#: module constant.  Exceeding it raises :class:`ros_gs.errors.ConfigError` before allocating.
+MAX_BYTES: int = 2 * 1024**3
+
+
+def max_bytes() -> int:
+    """The intersection-buffer budget in bytes (``ROS_GS_RENDER_MAX_BYTES`` or :data:`MAX_BYTES`)."""
+    env = os.environ.get("ROS_GS_RENDER_MAX_BYTES")
+    if env is None or env.strip() == "":
+        return int(MAX_BYTES)
+    try:
+        value = int(float(env))
+    except ValueError as exc:
+        raise ConfigError(f"ROS_GS_RENDER_MAX_BYTES={env!r} is not a number of bytes") from exc
+    if value <= 0:
+        raise ConfigError(f"ROS_GS_RENDER_MAX_BYTES={env!r} must be positive")
+    return value
+
+
+def bytes_per_intersection(n_channels: int, dtype: torch.dtype, needs_grad: bool) -> int:
+    """Bytes one tile intersection costs: the int32 tile-list entry, plus the backward's
+    (6 + C) gradient slot values when a gradient is needed."""
+    elsize = torch.empty((), dtype=dtype).element_size()
+    return 4 + ((6 + int(n_channels)) * elsize if needs_grad else 0)
+
+
+_BUDGET_RE = re.compile(r"ros_gs_isect_budget_exceeded n_isects=(\d+) max_isects=(\d+)")
 
 _SRC = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
 _EXT = None
@@ -90,10 +125,27 @@ class _RasterizeCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, depths, radii, width, height):
         ext = load_extension()
-        out, tfinal, last, median, gauss, boxes, offsets, ids = ext.forward(
-            means2d.detach(), conics.detach(), colors.detach(), opacities.detach(),
-            depths.detach(), radii, int(width), int(height),
-        )
+        radii = as_radii2(radii).to(torch.int32).reshape(-1, 2).contiguous()
+        bpi = bytes_per_intersection(colors.shape[-1], colors.dtype, any(ctx.needs_input_grad[:4]))
+        limit = max_bytes()
+        try:
+            out, tfinal, last, median, gauss, boxes, offsets, ids = ext.forward(
+                means2d.detach(), conics.detach(), colors.detach(), opacities.detach(),
+                depths.detach(), radii, int(width), int(height), int(limit // bpi),
+            )
+        except RuntimeError as exc:
+            m = _BUDGET_RE.search(str(exc))
+            if m is None:
+                raise
+            n = int(m.group(1))
+            raise ConfigError(
+                f"rendering {means2d.shape[0]} Gaussians at {int(width)}x{int(height)} needs {n} "
+                f"tile intersections x {bpi} bytes = {n * bpi / 2**30:.2f} GiB of rasteriser "
+                f"buffers, over the budget of {limit / 2**30:.2f} GiB. Use fewer or smaller "
+                "Gaussians (large Gaussians near the camera cover many 16x16 tiles), a lower "
+                "resolution, or raise the budget (environment ROS_GS_RENDER_MAX_BYTES or "
+                "ros_gs.render.rasterize_cpu.MAX_BYTES) if the memory is there"
+            ) from None
         ctx.save_for_backward(colors, gauss, boxes, offsets, ids, tfinal, last)
         ctx.size = (int(width), int(height))
         ctx.opacity_shape = opacities.shape
@@ -129,8 +181,11 @@ def rasterize_cpu(
     """Composite N projected Gaussians (see :func:`ros_gs.render.reference.rasterize_reference`).
 
     Args: means2d (N, 2), conics (N, 3), colors (N, C), opacities (N,), depths (N,) (sort key
-    only, not differentiated), radii (N,) int (0 = culled); all float inputs share a dtype
+    only, not differentiated), radii (N, 2) int (radius_x, radius_y; 0 = culled) or (N,)
+    (square); all float inputs share a dtype
     (float32 or float64) and live on the CPU.
+    Raises :class:`ros_gs.errors.ConfigError` (before allocating) when the tile-intersection
+    buffers would exceed :func:`max_bytes` (see :data:`MAX_BYTES`).
     Returns ``(out (H, W, C), alpha (H, W), median_ids (H, W) int32, -1 where none)``;
     differentiable w.r.t. means2d, conics, colors and opacities.
     """
@@ -143,7 +198,7 @@ def rasterize_cpu(
         colors.to(dt).contiguous(),
         opacities.to(dt).reshape(-1).contiguous(),
         depths.to(dt).reshape(-1).contiguous(),
-        radii.to(torch.int32).reshape(-1).contiguous(),
+        as_radii2(radii).to(torch.int32).reshape(-1, 2).contiguous(),
         int(width),
         int(height),
     )

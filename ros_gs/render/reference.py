@@ -26,20 +26,31 @@ ALPHA_MAX = 0.999
 T_MIN = 1e-4
 
 
+def as_radii2(radii: Tensor) -> Tensor:
+    """(N, 2) int radii from (N, 2) or (N,) (square) radii."""
+    if radii.dim() == 2 and radii.shape[-1] == 2:
+        return radii
+    r = radii.reshape(-1)
+    return torch.stack([r, r], dim=-1)
+
+
 def tile_mask(means2d: Tensor, radii: Tensor, width: int, height: int, tile_size: int = TILE_SIZE) -> Tensor:
-    """(P, N) bool: pixel p lies in a tile that Gaussian n's radius box touches."""
+    """(P, N) bool: pixel p lies in a tile that Gaussian n's radius box touches.
+
+    ``radii`` is (N, 2) (radius_x, radius_y) or (N,) (the same radius on both axes)."""
     tw = (width + tile_size - 1) // tile_size
     th = (height + tile_size - 1) // tile_size
     m = means2d.detach()
-    r = radii.to(m.dtype)
-    tx0 = torch.floor((m[:, 0] - r) / tile_size).clamp(0, tw)
-    tx1 = torch.ceil((m[:, 0] + r) / tile_size).clamp(0, tw)
-    ty0 = torch.floor((m[:, 1] - r) / tile_size).clamp(0, th)
-    ty1 = torch.ceil((m[:, 1] + r) / tile_size).clamp(0, th)
+    radii = as_radii2(radii)
+    rx, ry = radii[:, 0].to(m.dtype), radii[:, 1].to(m.dtype)
+    tx0 = torch.floor((m[:, 0] - rx) / tile_size).clamp(0, tw)
+    tx1 = torch.ceil((m[:, 0] + rx) / tile_size).clamp(0, tw)
+    ty0 = torch.floor((m[:, 1] - ry) / tile_size).clamp(0, th)
+    ty1 = torch.ceil((m[:, 1] + ry) / tile_size).clamp(0, th)
     jj, ii = torch.meshgrid(torch.arange(width), torch.arange(height), indexing="xy")
     ptx = (jj // tile_size).reshape(-1, 1).to(m.dtype)
     pty = (ii // tile_size).reshape(-1, 1).to(m.dtype)
-    return (ptx >= tx0) & (ptx < tx1) & (pty >= ty0) & (pty < ty1) & (radii > 0)
+    return (ptx >= tx0) & (ptx < tx1) & (pty >= ty0) & (pty < ty1) & (radii > 0).all(dim=-1)
 
 
 def rasterize_reference(

@@ -139,6 +139,10 @@ def make_message(store: Typestore, typename: str, **fields: Any) -> Any:
             kind, detail = desc
             if int(kind) in (3, 4) and int(detail[0][0]) == 1 and detail[0][1][0] in _NUMPY_DTYPES:
                 value = np.ascontiguousarray(value, dtype=_NUMPY_DTYPES[detail[0][1][0]]).reshape(-1)
+            elif int(kind) == 2 and isinstance(value, dict):  # nested message given as plain data (YAML)
+                value = make_message(store, detail, **value)
+            elif int(kind) in (3, 4) and int(detail[0][0]) == 2 and isinstance(value, list):
+                value = [make_message(store, detail[0][1], **v) if isinstance(v, dict) else v for v in value]
             values[name] = value
         else:
             values[name] = _default_value(store, desc)

@@ -25,7 +25,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["bag", "from-rgbd", "/no/such/folder", "OUT"], "not a folder"),
         (["replay", "/no/such/bag", "--node", "image_stats"], "does not exist"),
         (["replay", "BAG", "--node", "no_such_node"], "unknown node"),
-        (["replay", "BAG", "--set", "image_stats.heartbeat_period_s=-1"], "heartbeat_period_s"),
+        (["replay", "BAG", "--node", "image_stats", "--set", "image_stats.heartbeat_period_s=-1"], "heartbeat_period_s"),
+        (["replay", "BAG", "--set", "image_stats.heartbeat_period_s=2"], "does not run"),
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Path) -> None:

@@ -245,3 +245,18 @@ def test_package_is_a_leaf_of_the_core():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     allowed = {"ros_gs", "ros_gs.errors"}
     assert [m for m in out if m not in allowed and not m.startswith("ros_gs.gaussians")] == []
+
+
+def test_log_scales_that_overflow_exp_are_rejected():
+    from ros_gs.errors import ConfigError
+    from ros_gs.gaussians import GaussianMap
+    from ros_gs.gaussians.model import MAX_LOG_SCALE
+
+    ok = GaussianMap.from_tensors(torch.zeros(2, 3), log_scales=torch.full((2, 3), MAX_LOG_SCALE))
+    assert torch.isfinite(ok.scales).all()
+    bad = torch.zeros(3, 3)
+    bad[1, 2] = 100.0
+    with pytest.raises(ConfigError, match="log_scales above 80.*1 of 3 rows"):
+        GaussianMap.from_tensors(torch.zeros(3, 3), log_scales=bad)
+    with pytest.raises(ConfigError, match="log_scales above"):
+        ok.add(torch.zeros(1, 3), log_scales=torch.full((1, 3), 89.0))

@@ -264,6 +264,19 @@ def hostile_cases(tmp: Path) -> list[tuple[str, Path, str]]:
     rest5 = hdr.replace(b"property float opacity\n", b"".join(b"property float f_rest_%d\n" % i for i in range(5))
                         + b"property float opacity\n")
     add("bad_f_rest", rest5 + np.zeros((2, 19), np.float32).tobytes(), "f_rest")
+    v = good_body()
+    v[0, 8] = 100.0  # exp(100) overflows float32
+    add("huge_log_scale", hdr + v.tobytes(), "log scale above 80")
+    ids = np.array([[np.nan], [1.0]], np.float32)
+    add("nan_object_id", hdr.replace(b"end_header\n", b"property float object_id\nend_header\n")
+        + np.concatenate([good_body(), ids], 1).tobytes(), "object_id must hold finite integers")
+    ids = np.array([[1e30], [1.0]], np.float32)
+    add("huge_object_id", hdr.replace(b"end_header\n", b"property float object_id\nend_header\n")
+        + np.concatenate([good_body(), ids], 1).tobytes(), "object_id outside the int64 range")
+    add("ascii_uchar_range", b"ply\nformat ascii 1.0\nelement vertex 2\nproperty uchar x\nend_header\n3 300\n",
+        "outside")
+    add("ascii_int_negative", b"ply\nformat ascii 1.0\nelement vertex 1\nproperty ushort x\nend_header\n-1\n",
+        "outside")
     add("ascii_text", b"ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\nabc\n", "non-numeric")
     add("ascii_short", b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nend_header\n1 2\n", "truncated")
     comp = ["ply", "format binary_little_endian 1.0", "element chunk 2"] + [f"property float {c}" for c in (

@@ -65,3 +65,24 @@ def test_empty_and_bad_input():
         idx.query_radius(torch.zeros(1, 3), -1.0)
     with pytest.raises(ConfigError, match="too small"):
         VoxelIndex.build(torch.tensor([[-1e6, -1e6, -1e6], [1e6, 1e6, 1e6]]), 1e-6)
+
+
+def test_large_radius_small_voxel_is_fast_and_exact():
+    """(2 ceil(r / voxel) + 1)^3 = 8e6 neighbour cells per point: the query must clip to the
+    occupied box / test the occupied voxels directly, and still match brute force."""
+    import time
+
+    from ros_gs.gaussians.spatial_index import VoxelIndex
+
+    g = torch.Generator().manual_seed(3)
+    means = torch.rand(500, 3, generator=g, dtype=torch.float64) * 2 - 1
+    idx = VoxelIndex.build(means, 0.01)
+    q = torch.tensor([[0.0, 0.0, 0.0], [0.9, -0.9, 0.5], [5.0, 5.0, 5.0]], dtype=torch.float64)
+    for radius in (1.0, 0.05, 1e9):
+        t0 = time.perf_counter()
+        offsets, indices = idx.query_radius(q, radius)
+        assert time.perf_counter() - t0 < 2.0
+        for i in range(len(q)):
+            d = (means - q[i]).norm(dim=1)
+            expected = torch.nonzero(d <= radius).squeeze(1)
+            assert torch.equal(indices[offsets[i]:offsets[i + 1]], expected), (radius, i)

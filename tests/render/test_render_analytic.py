@@ -51,9 +51,15 @@ def test_single_isotropic_gaussian_by_hand(backend):
     assert torch.allclose(out.rgb[15, 20], torch.tensor([0.9, 0.4, 0.1], dtype=F64) * o)
     assert out.depth[15, 20].item() == pytest.approx(z)
     assert out.median_depth[15, 20].item() == pytest.approx(z)  # T = 0.2 <= 0.5 after it
-    # the radius is ceil(3 sqrt(var)) and nothing is drawn beyond the 1/255 level
+    # gsplat 1.5.3's radii: ceil(min(3.33, sqrt(2 ln(255 o))) sqrt(Sigma2D_xx)) per axis (3.33
+    # without opacities), and nothing is drawn beyond the 1/255 level
+    p = project_gaussians(m.means, m.quats, m.scales, torch.eye(4, dtype=F64), _cam().K, 40, 30,
+                          opacities=m.opacities)
+    extend = min(3.33, math.sqrt(2 * math.log(255 * o)))
+    assert extend < 3.33
+    assert p.radii.tolist() == [[math.ceil(extend * math.sqrt(var))] * 2]
     p = project_gaussians(m.means, m.quats, m.scales, torch.eye(4, dtype=F64), _cam().K, 40, 30)
-    assert p.radii.item() == math.ceil(3 * math.sqrt(var))
+    assert p.radii.tolist() == [[math.ceil(3.33 * math.sqrt(var))] * 2]
     assert p.conics[0].tolist() == pytest.approx([1 / var, 0.0, 1 / var])
     far = o * math.exp(-0.5 * 4 * 4 / var)
     assert far < 1 / 255 and out.alpha[15, 24].item() == 0.0
@@ -89,8 +95,9 @@ def test_projection_matches_numeric_jacobian():
         assert torch.allclose(p.conics[n], torch.stack([conic[0, 0], conic[0, 1], conic[1, 1]]), rtol=1e-10)
         pc = cam.viewmat[:3, :3] @ means[n] + cam.viewmat[:3, 3]
         assert p.depths[n].item() == pytest.approx(pc[2].item())
-        lam = torch.linalg.eigvalsh(cov2d).max().item()
-        assert p.radii[n].item() == math.ceil(3 * math.sqrt(lam))
+        # per-axis radii (gsplat 1.5.3), extend 3.33 without opacities
+        assert p.radii[n].tolist() == [math.ceil(3.33 * math.sqrt(cov2d[0, 0].item())),
+                                       math.ceil(3.33 * math.sqrt(cov2d[1, 1].item()))]
 
 
 def test_jacobian_clamped_outside_the_field_of_view():

@@ -1,8 +1,9 @@
 // CPU tile rasteriser for 3D Gaussian splatting (forward and backward), ros_gs.render.
 //
 // Semantics (identical to ros_gs/render/reference.py and to gsplat's rasterize_to_pixels):
-//   * 16x16 tiles; Gaussian g is listed in the tiles its radius box touches:
-//     tx in [floor((x - r) / 16), ceil((x + r) / 16)) clamped to the tile grid (same for y);
+//   * 16x16 tiles; Gaussian g is listed in the tiles its radius box touches (per-axis radii
+//     rx, ry as gsplat 1.5.3): tx in [floor((x - rx) / 16), ceil((x + rx) / 16)) clamped to the
+//     tile grid, ty the same with y and ry; a radius <= 0 means culled;
 //   * per tile, Gaussians are composited front to back by camera depth (stable, ties by index);
 //   * pixel (i, j) has its centre at (j + 0.5, i + 0.5); d = mean2d - centre;
 //     sigma = 1/2 (a dx^2 + c dy^2) + b dx dy; alpha = min(0.999, o exp(-sigma));
@@ -168,7 +169,7 @@ struct Binned {
 template <typename scalar_t>
 static Binned bin_gaussians(const scalar_t* m2, const scalar_t* cn, const scalar_t* op,
                             const scalar_t* dep, const int32_t* radii, int64_t N, int W, int H,
-                            const torch::TensorOptions& fopt) {
+                            const torch::TensorOptions& fopt, int64_t max_isects) {
     const int tw = (W + TILE - 1) / TILE, th = (H + TILE - 1) / TILE;
     const int n_tiles = tw * th;
     Binned out;
@@ -196,17 +197,17 @@ static Binned bin_gaussians(const scalar_t* m2, const scalar_t* cn, const scalar
         const bool finite = std::isfinite(mx) && std::isfinite(my) && std::isfinite(a) &&
                             std::isfinite(b) && std::isfinite(c) && std::isfinite(o) &&
                             std::isfinite(dep[g]);
-        if (radii[g] > 0 && finite && o >= amin) {
-            // semantic tile range (gsplat), in scalar_t arithmetic like the reference
-            const scalar_t r = (scalar_t)radii[g];
+        if (radii[2 * g] > 0 && radii[2 * g + 1] > 0 && finite && o >= amin) {
+            // semantic tile range (gsplat: per-axis radii), in scalar_t arithmetic like the reference
+            const scalar_t rx = (scalar_t)radii[2 * g], ry = (scalar_t)radii[2 * g + 1];
             const scalar_t ts = (scalar_t)TILE;
             auto clampf = [](scalar_t v, scalar_t hi) {
                 return v < (scalar_t)0 ? (scalar_t)0 : (v > hi ? hi : v);
             };
-            const int tx0 = (int)clampf(std::floor((mx - r) / ts), (scalar_t)tw);
-            const int tx1 = (int)clampf(std::ceil((mx + r) / ts), (scalar_t)tw);
-            const int ty0 = (int)clampf(std::floor((my - r) / ts), (scalar_t)th);
-            const int ty1 = (int)clampf(std::ceil((my + r) / ts), (scalar_t)th);
+            const int tx0 = (int)clampf(std::floor((mx - rx) / ts), (scalar_t)tw);
+            const int tx1 = (int)clampf(std::ceil((mx + rx) / ts), (scalar_t)tw);
+            const int ty0 = (int)clampf(std::floor((my - ry) / ts), (scalar_t)th);
+            const int ty1 = (int)clampf(std::ceil((my + ry) / ts), (scalar_t)th);
             int px0 = tx0 * TILE, px1 = std::min(tx1 * TILE, W);
             int py0 = ty0 * TILE, py1 = std::min(ty1 * TILE, H);
             // alpha support: o exp(-sigma) >= 1/255 <=> sigma <= s = log(255 o) <=> d^T Q d <= 2 s,
@@ -235,6 +236,14 @@ static Binned bin_gaussians(const scalar_t* m2, const scalar_t* cn, const scalar
         ntiles[g] = bx.x0 < bx.x1 ? ((bx.x1 - 1) / TILE - bx.x0 / TILE + 1) *
                                          ((bx.y1 - 1) / TILE - bx.y0 / TILE + 1)
                                    : 0;
+    }
+
+    // intersection budget, checked before the big allocations (ids here, the backward's slots)
+    if (max_isects >= 0) {
+        int64_t n_isects = 0;
+        for (int64_t g = 0; g < N; ++g) n_isects += ntiles[g];
+        TORCH_CHECK(n_isects <= max_isects, "ros_gs_isect_budget_exceeded n_isects=", n_isects,
+                    " max_isects=", max_isects);
     }
 
     std::vector<int32_t> order;
@@ -417,14 +426,15 @@ static void dispatch_channels(int64_t C, F&& run) {
 std::vector<torch::Tensor> rasterize_forward(torch::Tensor means2d, torch::Tensor conics,
                                              torch::Tensor colors, torch::Tensor opacities,
                                              torch::Tensor depths, torch::Tensor radii, int64_t width,
-                                             int64_t height) {
+                                             int64_t height, int64_t max_isects) {
     TORCH_CHECK(means2d.device().is_cpu(), "rasterize_cpu: tensors must be on the CPU");
     const int64_t N = means2d.size(0);
     TORCH_CHECK(means2d.dim() == 2 && means2d.size(1) == 2, "means2d must be (N, 2)");
     TORCH_CHECK(conics.dim() == 2 && conics.size(0) == N && conics.size(1) == 3, "conics must be (N, 3)");
     TORCH_CHECK(colors.dim() == 2 && colors.size(0) == N, "colors must be (N, C)");
-    TORCH_CHECK(opacities.numel() == N && depths.numel() == N && radii.numel() == N,
-                "opacities, depths and radii must have N entries");
+    TORCH_CHECK(opacities.numel() == N && depths.numel() == N, "opacities and depths must have N entries");
+    TORCH_CHECK(radii.dim() == 2 && radii.size(0) == N && radii.size(1) == 2,
+                "radii must be (N, 2) (radius_x, radius_y)");
     TORCH_CHECK(radii.scalar_type() == torch::kInt32, "radii must be int32");
     TORCH_CHECK(width > 0 && height > 0, "image size must be positive");
     const int64_t C = colors.size(1);
@@ -450,7 +460,7 @@ std::vector<torch::Tensor> rasterize_forward(torch::Tensor means2d, torch::Tenso
     AT_DISPATCH_FLOATING_TYPES(st, "rasterize_forward", [&] {
         B = bin_gaussians<scalar_t>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
                                     opacities.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
-                                    radii.data_ptr<int32_t>(), N, W, H, fopt);
+                                    radii.data_ptr<int32_t>(), N, W, H, fopt, max_isects);
         dispatch_channels(C, [&](auto cd) {
             constexpr int CD = decltype(cd)::value;
             forward_tiles<scalar_t, CD>(B, colors.data_ptr<scalar_t>(), (int)C, W, H,

@@ -1,0 +1,12 @@
+"""Online Gaussian mapping from RGB-D frames (tracking + mapping), CPU.
+
+``Mapper(config).process(RgbdFrame) -> PoseEstimate`` is the one entry; see :mod:`mapper`.
+"""
+
+from ros_gs.mapping.config import MapperConfig
+from ros_gs.mapping.evaluation import ate_rmse, psnr, ssim
+from ros_gs.mapping.frames import RgbdFrame, downscale, render_K, scale_K
+from ros_gs.mapping.mapper import Keyframe, Mapper, PoseEstimate
+
+__all__ = ["Keyframe", "Mapper", "MapperConfig", "PoseEstimate", "RgbdFrame", "ate_rmse", "downscale",
+           "psnr", "render_K", "scale_K", "ssim"]

@@ -1,0 +1,53 @@
+"""Typed parameters of the online RGB-D Gaussian mapper."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MapperConfig(BaseModel):
+    """Every knob of :class:`ros_gs.mapping.Mapper`, with defaults tuned on 7-Scenes at 320x240."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # input
+    target_width: int = Field(320, ge=16, le=4096, description="frames are block-downscaled by the integer factor round(W / target_width) (640 -> 320)")
+    depth_min: float = Field(0.1, gt=0.0, description="depth below this (m) is invalid")
+    depth_max: float = Field(4.0, gt=0.0, description="depth beyond this (m) is invalid (truncation)")
+
+    # tracking
+    tracking: Literal["keyframe", "model"] = Field("model", description="'keyframe': RGB-D odometry of the frame against the last keyframe; 'model': against the Gaussian map rendered at the predicted pose (frame-to-model), falling back to the keyframe when the render covers too little")
+    odometry_method: Literal["hybrid", "point_to_plane", "intensity"] = Field("hybrid", description="open3d RGB-D odometry residual")
+    odometry_iterations: tuple[int, int, int] = Field((10, 6, 4), description="Gauss-Newton iterations per pyramid level, fine to coarse")
+    depth_outlier_trunc: float = Field(0.07, gt=0.0, description="odometry: correspondences further apart than this (m) are dropped")
+    constant_velocity: bool = Field(True, description="predict the pose with the last inter-frame motion before tracking")
+    min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="tracking with a lower inlier fraction is not ok: the predicted pose is kept")
+    model_min_coverage: float = Field(0.5, ge=0.0, le=1.0, description="'model' tracking: rendered alpha > 0.9 on at least this fraction of the observed valid pixels, else track against the keyframe")
+
+    # keyframes
+    kf_translation: float = Field(0.08, gt=0.0, description="new keyframe after this much translation (m) from the last one")
+    kf_rotation_deg: float = Field(8.0, gt=0.0, description="new keyframe after this much rotation (degrees) from the last one")
+    kf_max_interval: int = Field(30, ge=1, description="new keyframe at least every this many frames")
+
+    # map
+    max_gaussians: int = Field(200_000, ge=100, description="hard cap of the Gaussian map (evicts lowest opacity)")
+    seed_stride: int = Field(2, ge=1, le=16, description="seed one Gaussian per stride x stride pixels of the downscaled frame")
+    seed_alpha_below: float = Field(0.5, gt=0.0, le=1.0, description="seed where the rendered alpha is below this (unobserved)")
+    seed_depth_ratio: float = Field(0.1, ge=0.0, description="also seed where the observed depth is in front of the rendered by more than this fraction")
+    seed_opacity: float = Field(0.7, gt=0.0, lt=1.0, description="initial opacity of seeded Gaussians")
+    seed_scale_factor: float = Field(0.7, gt=0.0, description="initial sigma = factor x depth / fx x stride")
+
+    # optimisation
+    map_iterations: int = Field(15, ge=0, le=1000, description="Adam iterations per keyframe")
+    window_size: int = Field(5, ge=1, le=100, description="keyframes optimised together: the newest plus randomly drawn older ones")
+    depth_weight: float = Field(0.5, ge=0.0, description="weight of the depth L1 (m) against the colour L1")
+    lr_means: float = Field(2e-4, gt=0.0)
+    lr_log_scales: float = Field(5e-3, gt=0.0)
+    lr_quats: float = Field(1e-3, gt=0.0)
+    lr_opacity: float = Field(5e-2, gt=0.0)
+    lr_sh: float = Field(5e-3, gt=0.0)
+    prune_opacity: float = Field(0.05, ge=0.0, lt=1.0, description="after optimisation, remove Gaussians less opaque than this")
+    prune_max_scale: float = Field(0.3, gt=0.0, description="... and those with a sigma larger than this (m)")
+    seed: int = Field(0, description="random seed (keyframe window draws)")

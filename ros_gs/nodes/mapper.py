@@ -1,0 +1,129 @@
+"""mapper: RGB-D in, camera pose and a Gaussian map out (a thin wrapper over ros_gs.mapping).
+
+Subscribes to colour, depth and CameraInfo, pairs them with approximate time sync, hands each
+frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` per processed
+frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  The map goes out as a
+rate-limited PointCloud2 of Gaussian centres with colour and opacity; services save it as PLY
+and render it from any camera.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from ros_gs.errors import InputError, SensorDataError
+from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
+from ros_gs.runtime.node_api import NodeContext
+from ros_gs.runtime.params import NodeParams
+from ros_gs.runtime.qos import SENSOR_QOS
+from ros_gs.sensors.camera import camera_from_info
+from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
+from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pack_rgb
+from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, pose_msg_to_matrix
+from ros_gs.sensors.stamps import header_stamp_ns, make_header
+from ros_gs.sensors.sync import ApproximateTimeSync
+
+CLOUD_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32), ("opacity", np.float32)])
+
+
+class MapperNodeParams(NodeParams):
+    rgb_topic: str = Field("/camera/color/image_raw", description="sensor_msgs/Image colour")
+    depth_topic: str = Field("/camera/depth/image_raw", description="sensor_msgs/Image depth (16UC1 mm or 32FC1 m)")
+    info_topic: str = Field("/camera/color/camera_info", description="sensor_msgs/CameraInfo of the colour camera")
+    depth_scale: float = Field(0.001, gt=0.0, description="metres per unit of 16UC1 depth")
+    sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference of a colour/depth/info set")
+    map_frame: str = Field("map", description="frame of the map and of published poses")
+    odom_topic: str = Field("/ros_gs/odom", description="nav_msgs/Odometry, one per processed frame")
+    publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf")
+    map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
+    map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
+    mapper: MapperConfig = Field(default_factory=MapperConfig, description="mapping and tracking (ros_gs.mapping)")
+
+
+class MapperNode:
+    NAME = "mapper"
+    Params = MapperNodeParams
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.params = p = ctx.get_params(MapperNodeParams)
+        self.mapper = Mapper(p.mapper)
+        self.sync = ApproximateTimeSync(3, int(p.sync_slop_s * 1e9), queue_size=10)
+        self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
+        self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
+        self.cloud = ctx.create_publisher("sensor_msgs/msg/PointCloud2", p.map_cloud_topic)
+        for i, (msgtype, topic) in enumerate(
+            (("sensor_msgs/msg/Image", p.rgb_topic), ("sensor_msgs/msg/Image", p.depth_topic), ("sensor_msgs/msg/CameraInfo", p.info_topic))
+        ):
+            ctx.create_subscription(msgtype, topic, lambda m, i=i: self.on_message(i, m), SENSOR_QOS)
+        ctx.create_timer(p.map_cloud_period_s, self.on_cloud_timer)
+        ctx.create_service("ros_gs/srv/SaveMap", "~/save_map", self.on_save_map)
+        ctx.create_service("ros_gs/srv/RenderView", "~/render_view", self.on_render_view)
+        self._cloud_version = -1
+        self.frames = 0
+
+    # -- input ---------------------------------------------------------------------------------
+    def on_message(self, index: int, msg) -> None:
+        for rgb_msg, depth_msg, info_msg in self.sync.add(index, header_stamp_ns(msg), msg):
+            self.on_frame(rgb_msg, depth_msg, info_msg)
+
+    def on_frame(self, rgb_msg, depth_msg, info_msg) -> None:
+        rgb = image_to_numpy(rgb_msg)
+        if rgb.ndim != 3:
+            raise SensorDataError(f"{self.params.rgb_topic}: expected a colour image, got {rgb_msg.encoding}")
+        depth = depth_to_metres(depth_msg, depth_scale=self.params.depth_scale)
+        if depth.shape != rgb.shape[:2]:
+            raise SensorDataError(f"depth {depth.shape} and colour {rgb.shape[:2]} differ in size (needs registered depth)")
+        cam = camera_from_info(info_msg)
+        stamp = header_stamp_ns(rgb_msg)
+        estimate = self.mapper.process(RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=cam.K))
+        if not estimate.ok:
+            self.ctx.count_skip(self.params.rgb_topic, InputError(f"tracking lost at {stamp} ns (fitness {estimate.fitness:.3f})"))
+            return
+        self.frames += 1
+        header = make_header(self.ctx.make, stamp, self.params.map_frame)
+        child = rgb_msg.header.frame_id or "camera"
+        pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, estimate.T_world_cam))
+        self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=child, pose=pose))
+        if self.params.publish_tf:
+            tf = matrix_to_transform_stamped(self.ctx.make, estimate.T_world_cam, header, child)
+            self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[tf]))
+
+    # -- output --------------------------------------------------------------------------------
+    def on_cloud_timer(self) -> None:
+        gmap = self.mapper.map
+        if len(gmap) == 0 or (len(gmap), self.frames) == self._cloud_version:
+            return
+        self._cloud_version = (len(gmap), self.frames)
+        cloud = np.zeros(len(gmap), CLOUD_DTYPE)
+        means = gmap.means.detach().cpu().numpy()
+        cloud["x"], cloud["y"], cloud["z"] = means.T
+        colors = (gmap.colors_dc.detach().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8)
+        cloud["rgb"] = pack_rgb(colors)
+        cloud["opacity"] = gmap.opacities.detach().cpu().numpy()
+        self.cloud.publish(array_to_pointcloud2(self.ctx.make, cloud, self.ctx.now_ns(), self.params.map_frame))
+
+    def on_save_map(self, request, response):
+        try:
+            self.mapper.save(request.path)
+        except (OSError, InputError) as err:
+            response.ok, response.message = False, f"cannot save to {request.path!r}: {err}"
+            return response
+        response.ok, response.message, response.num_gaussians = True, f"saved {len(self.mapper.map)} Gaussians", len(self.mapper.map)
+        return response
+
+    def on_render_view(self, request, response):
+        try:
+            cam = camera_from_info(request.camera_info)
+            T = pose_msg_to_matrix(request.pose)
+        except InputError as err:
+            response.ok, response.message = False, str(err)
+            return response
+        out = self.mapper.render(T, cam.K, cam.width, cam.height)
+        stamp = self.ctx.now_ns()
+        rgb = (out.rgb.detach().clamp(0, 1) * 255).round().byte().cpu().numpy()
+        response.image = numpy_to_image(self.ctx.make, rgb, "rgb8", stamp, self.params.map_frame)
+        response.depth = numpy_to_image(self.ctx.make, out.depth.detach().float().cpu().numpy(), "32FC1", stamp, self.params.map_frame)
+        response.ok, response.message = True, ""
+        return response
