@@ -37,7 +37,7 @@ demo: setup
 	$(VENV)/bin/ros-gs bag info $(OUT)/kitchen.mcap
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --node image_stats --out $(OUT)/kitchen_stats.mcap --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --out $(OUT)/kitchen_map.mcap --duration 4 --overwrite \
-		--services config/demo_services.yaml --service-log $(OUT)/kitchen_services.yaml
+		--services config/services/demo_save_map.yaml --service-log $(OUT)/kitchen_services.yaml
 	$(VENV)/bin/ros-gs render $(OUT)/kitchen_map/map.ply $(OUT)/kitchen_map.png --size 640 480 \
 		--intrinsics 585 585 320 240 --pose 0 0 0 0 0 0 1
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \

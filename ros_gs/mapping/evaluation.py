@@ -38,7 +38,7 @@ def ate_rmse(est_T: list | np.ndarray, gt_T: list | np.ndarray) -> tuple[float, 
 
 
 def _as_chw(x) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().float()
+    t = (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))).detach().float()  # np.array copies: inputs may be read-only
     if t.max() > 1.5:  # uint8-range images
         t = t / 255.0
     if t.dim() == 2:
