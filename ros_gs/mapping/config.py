@@ -41,6 +41,8 @@ class MapperConfig(BaseModel):
 
     # optimisation
     map_iterations: int = Field(15, ge=0, le=1000, description="Adam iterations per keyframe")
+    map_iterations_coarse: int = Field(30, ge=0, le=1000, description="extra Adam iterations per keyframe rendered at half resolution (cheaper), before the full-resolution ones")
+    keep_optimizer_state: bool = Field(True, description="carry the Adam moments across keyframes (reset when the map storage is reallocated or repacked)")
     window_size: int = Field(5, ge=1, le=100, description="keyframes optimised together: the newest plus randomly drawn older ones")
     depth_weight: float = Field(0.5, ge=0.0, description="weight of the depth L1 (m) against the colour L1")
     lr_means: float = Field(2e-4, gt=0.0)

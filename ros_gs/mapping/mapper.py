@@ -46,6 +46,7 @@ class Keyframe:
     depth: torch.Tensor  # (H, W) metres, 0 invalid
     K: np.ndarray  # OpenCV K of the processing resolution
     frame: RgbdFrame = field(repr=False)
+    half: tuple | None = field(default=None, repr=False)  # half-resolution (rgb, depth, K), lazily
 
 
 def _rot_angle_deg(R: np.ndarray) -> float:
@@ -85,6 +86,8 @@ class Mapper:
         self._rng = np.random.default_rng(self.config.seed)
         self._frames = 0
         self._kf_o3d = None
+        self._opt_state: dict | None = None
+        self._opt_version = -1
         self.timing: dict[str, float] = {"track": 0.0, "seed": 0.0, "optimise": 0.0}
 
     # ------------------------------------------------------------------ rendering
@@ -228,19 +231,26 @@ class Mapper:
         lrs = {"means": cfg.lr_means, "log_scales": cfg.lr_log_scales, "quats": cfg.lr_quats,
                "opacity_logits": cfg.lr_opacity, "sh": cfg.lr_sh}
         opt = torch.optim.Adam([{"params": [params[n]], "lr": lr} for n, lr in lrs.items()], eps=1e-15)
-        cams = {}
-        for it in range(iterations):
-            i = window[0] if it % 2 == 0 or len(window) == 1 else window[1 + (it // 2) % (len(window) - 1)]
+        if cfg.keep_optimizer_state and self._opt_state is not None and self._opt_version == m.storage_version:
+            opt.load_state_dict(self._opt_state)
+        cams: dict = {}
+        total = iterations + cfg.map_iterations_coarse
+        for it in range(total):
+            coarse = it < cfg.map_iterations_coarse
+            j = it if coarse else it - cfg.map_iterations_coarse
+            i = window[0] if j % 2 == 0 or len(window) == 1 else window[1 + (j // 2) % (len(window) - 1)]
             kf = self.keyframes[i]
-            if i not in cams:
-                cams[i] = Camera.from_pose(torch.as_tensor(render_K(kf.K), dtype=torch.float32),
-                                           torch.as_tensor(kf.T_world_cam, dtype=torch.float32),
-                                           kf.rgb.shape[1], kf.rgb.shape[0])
-            out = render_tensors(m.means, m.quats, m.scales, m.opacities, m.sh, cams[i], backend="cpu")
-            loss = (out.rgb - kf.rgb).abs().mean()
-            valid = kf.depth > 0
+            rgb, depth, K = self._kf_target(kf, coarse)
+            key = (i, coarse)
+            if key not in cams:
+                cams[key] = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
+                                             torch.as_tensor(kf.T_world_cam, dtype=torch.float32),
+                                             rgb.shape[1], rgb.shape[0])
+            out = render_tensors(m.means, m.quats, m.scales, m.opacities, m.sh, cams[key], backend="cpu")
+            loss = (out.rgb - rgb).abs().mean()
+            valid = depth > 0
             if cfg.depth_weight > 0 and bool(valid.any()):
-                loss = loss + cfg.depth_weight * (out.depth[valid] - kf.depth[valid]).abs().mean()
+                loss = loss + cfg.depth_weight * (out.depth[valid] - depth[valid]).abs().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -249,6 +259,24 @@ class Mapper:
             bad = (m.opacities < cfg.prune_opacity) | (m.scales.max(dim=1).values > cfg.prune_max_scale)
             if bool(bad.any()):
                 m.remove(bad)
+            if cfg.keep_optimizer_state:
+                # freed rows get fresh moments when reused by later seeds
+                dead = ~m.active_mask
+                for st in opt.state.values():
+                    for name in ("exp_avg", "exp_avg_sq"):
+                        if name in st and st[name].shape[0] == dead.shape[0]:
+                            st[name][dead] = 0.0
+                self._opt_state = opt.state_dict()
+                self._opt_version = m.storage_version
+
+    def _kf_target(self, kf: Keyframe, coarse: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Colour, depth and K a keyframe is fitted to, at full or half resolution (cached)."""
+        if not coarse:
+            return kf.rgb, kf.depth, kf.K
+        if kf.half is None:
+            h = downscale(kf.frame, 2)
+            kf.half = (torch.from_numpy(h.rgb.astype(np.float32) / 255.0), torch.from_numpy(h.depth.copy()), h.K)
+        return kf.half
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
