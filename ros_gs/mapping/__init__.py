@@ -6,7 +6,8 @@
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.evaluation import ate_rmse, psnr, ssim
 from ros_gs.mapping.frames import RgbdFrame, downscale, render_K, scale_K
+from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
 from ros_gs.mapping.mapper import Keyframe, Mapper, PoseEstimate
 
-__all__ = ["Keyframe", "Mapper", "MapperConfig", "PoseEstimate", "RgbdFrame", "ate_rmse", "downscale",
+__all__ = ["Keyframe", "LidarOdometry", "LidarOdometryConfig", "Mapper", "MapperConfig", "PoseEstimate", "RgbdFrame", "ate_rmse", "downscale",
            "psnr", "render_K", "scale_K", "ssim"]
