@@ -181,7 +181,7 @@ def render(
 
     from ros_gs.gaussians.ply import read_ply
     from ros_gs.render.api import render as render_map
-    from ros_gs.render.camera import Camera
+    from ros_gs.render.camera import Camera, render_K
     from ros_gs.sensors.poses import xyz_quat_to_matrix
 
     width, height = size
@@ -194,7 +194,7 @@ def render(
     if not (fx > 0 and fy > 0 and all(np.isfinite(intrinsics))):
         raise InputError(f"--intrinsics need positive, finite focal lengths, got {intrinsics}")
     # CameraInfo puts pixel centres at integer coordinates; the renderer (like gsplat) at +0.5.
-    K = torch.tensor([[fx, 0.0, cx + 0.5], [0.0, fy, cy + 0.5], [0.0, 0.0, 1.0]], dtype=torch.float32)
+    K = torch.as_tensor(render_K([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]), dtype=torch.float32)
     c2w = torch.as_tensor(xyz_quat_to_matrix(pose[:3], pose[3:]), dtype=torch.float32)
     gaussians = read_ply(map_file)
     camera = Camera.from_pose(K, c2w, width, height)

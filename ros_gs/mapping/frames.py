@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ros_gs.errors import ConfigError
+from ros_gs.render.camera import render_K  # noqa: F401  (re-exported: part of the mapping API)
 
 
 @dataclass
@@ -55,14 +56,6 @@ class RgbdFrame:
         depth = f.depth_mm.astype(np.float32) / 1000.0
         depth[f.depth_mm == 65535] = 0.0
         return cls(int(f.stamp_ns), f.rgb, depth, K)
-
-
-def render_K(K: np.ndarray) -> np.ndarray:
-    """OpenCV K (integer pixel centres) -> ``ros_gs.render`` K (half-pixel centres)."""
-    Kr = np.array(K, dtype=np.float64, copy=True)
-    Kr[0, 2] += 0.5
-    Kr[1, 2] += 0.5
-    return Kr
 
 
 def scale_K(K: np.ndarray, factor: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -20,6 +21,15 @@ def _as_tensor(x, dtype: torch.dtype | None = None) -> Tensor:
     if isinstance(x, Tensor):
         return x if dtype is None else x.to(dtype)
     return torch.as_tensor(x, dtype=dtype if dtype is not None else torch.float32)
+
+
+def render_K(K) -> np.ndarray:
+    """A CameraInfo/OpenCV K (pixel centres at integer coordinates) as this renderer's K
+    (pixel centres at +0.5, as gsplat): ``cx + 0.5``, ``cy + 0.5``."""
+    Kr = np.array(K, dtype=np.float64, copy=True)
+    Kr[0, 2] += 0.5
+    Kr[1, 2] += 0.5
+    return Kr
 
 
 def rigid_inverse(T: Tensor) -> Tensor:

@@ -6,15 +6,13 @@ projects a slightly non-orthonormal rotation (as in recorded ground truth) to th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import SensorDataError
-
-Make = Callable[..., Any]
+from ros_gs.sensors.stamps import Make
 
 
 def _check(T: np.ndarray) -> np.ndarray:
