@@ -626,6 +626,37 @@ class GaussianMap:
             self.compact()
         return removed
 
+    def transform_groups_(self, group: Any, rotations: Any, translations: Any) -> int:
+        """Move Gaussians rigidly, in place, one rigid transform per group.
+
+        ``group`` (N,) int64 over the active set: which of the K transforms moves each Gaussian
+        (-1 = stays); ``rotations`` (K, 3, 3) and ``translations`` (K, 3) map old world
+        coordinates to new ones.  Means become ``R mu + t`` and rotations ``R * q``, so the
+        covariance turns with the frame.  Used when a keyframe pose is corrected (the Gaussians it
+        seeded follow it) and, later, when bodies carry their Gaussians.  Returns how many moved.
+        """
+        g = torch.as_tensor(group, dtype=torch.int64, device=self._device)
+        R = torch.as_tensor(rotations, dtype=torch.float64, device=self._device).reshape(-1, 3, 3)
+        t = torch.as_tensor(translations, dtype=torch.float64, device=self._device).reshape(-1, 3)
+        if g.shape != (self._num_active,):
+            raise ConfigError(f"group must have one entry per Gaussian ({self._num_active}), got {tuple(g.shape)}")
+        if R.shape[0] != t.shape[0] or bool(((g < -1) | (g >= R.shape[0])).any()):
+            raise ConfigError("group indices must be -1 or index the given transforms")
+        if not (torch.isfinite(R).all() and torch.isfinite(t).all()):
+            raise ConfigError("transforms must be finite")
+        sel = g >= 0
+        if not bool(sel.any()):
+            return 0
+        slots = self.active_slots()[sel]
+        gi = g[sel]
+        qR = torch.as_tensor(_matrix_to_wxyz(R.cpu().numpy()), dtype=torch.float64, device=self._device)
+        with torch.no_grad():
+            mu = self._buf["means"][slots].to(torch.float64)
+            self._buf["means"][slots] = (torch.einsum("nij,nj->ni", R[gi], mu) + t[gi]).to(self._buf["means"].dtype)
+            q = self._buf["quats"][slots].to(torch.float64)
+            self._buf["quats"][slots] = _wxyz_mul(qR[gi], q).to(self._buf["quats"].dtype)
+        return int(slots.numel())
+
     def compact(self, force: bool = False) -> bool:
         """Repack live rows to the front (in place, order kept) if the freed fraction exceeds
         ``compact_threshold`` (or any row is freed and ``force``).  Returns whether it did."""
@@ -711,3 +742,21 @@ class GaussianMap:
         if self._requires_grad:
             out.requires_grad_(True)
         return out
+
+
+def _wxyz_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product of (..., 4) quaternions stored (w, x, y, z)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack((aw * bw - ax * bx - ay * by - az * bz,
+                        aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw), -1)
+
+
+def _matrix_to_wxyz(R: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) rotation matrices -> (K, 4) unit quaternions (w, x, y, z) via scipy."""
+    from scipy.spatial.transform import Rotation
+
+    xyzw = Rotation.from_matrix(R).as_quat()
+    return np.concatenate([xyzw[:, 3:], xyzw[:, :3]], axis=1)

@@ -24,12 +24,32 @@ class MapperConfig(BaseModel):
     depth_outlier_trunc: float = Field(0.07, gt=0.0, description="odometry: correspondences further apart than this (m) are dropped")
     constant_velocity: bool = Field(True, description="predict the pose with the last inter-frame motion before tracking")
     min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="tracking with a lower inlier fraction is not ok: the predicted pose is kept")
+    model_depth: Literal["expected", "median"] = Field("expected", description="'model' tracking: which rendered depth is the target surface (expected depth blends across edges; median depth is the surface where transmittance crosses 0.5)")
     model_min_coverage: float = Field(0.5, ge=0.0, le=1.0, description="'model' tracking: rendered alpha > 0.9 on at least this fraction of the observed valid pixels, else track against the keyframe")
+
+    # maps that outlive the run
+    update_map: bool = Field(True, description="False: localise only - track in the (loaded) map without adding keyframes or changing Gaussians")
+    relocalise: bool = Field(True, description="relocalise in the map (global registration against keyframes) on the first frame after loading a map and after lost_after consecutive tracking failures")
+    lost_after: int = Field(3, ge=1, description="consecutive tracking failures after which the camera counts as lost")
+    reloc_voxel: float = Field(0.03, gt=0.0, description="relocalisation: voxel size (m) of the FPFH/RANSAC clouds")
+    reloc_candidates: int = Field(5, ge=1, le=100, description="relocalisation: keyframes registered, the most similar by thumbnail first")
+    reloc_min_fitness: float = Field(0.5, ge=0.0, le=1.0, description="relocalisation: minimum inlier fraction of the frame's cloud")
 
     # keyframes
     kf_translation: float = Field(0.08, gt=0.0, description="new keyframe after this much translation (m) from the last one")
     kf_rotation_deg: float = Field(8.0, gt=0.0, description="new keyframe after this much rotation (degrees) from the last one")
     kf_max_interval: int = Field(30, ge=1, description="new keyframe at least every this many frames")
+
+    # keyframe pose graph
+    pose_graph: bool = Field(True, description="register each keyframe against overlapping earlier keyframes and optimise the keyframe pose graph (open3d); keyframes and their Gaussians move to the optimised poses")
+    graph_edges: int = Field(3, ge=0, le=20, description="pairwise registrations per keyframe against recent overlapping keyframes")
+    loop_edges: int = Field(1, ge=0, le=20, description="... and against this many overlapping keyframes older than loop_min_separation (loop closures; robustly pruned when wrong)")
+    loop_min_separation: int = Field(10, ge=2, description="keyframes at least this many keyframes apart form loop-closure edges")
+    graph_radius: float = Field(0.5, gt=0.0, description="candidate keyframes have their camera centre within this distance (m)")
+    graph_max_angle_deg: float = Field(35.0, gt=0.0, le=180.0, description="... and their optical axis within this angle")
+    graph_min_fitness: float = Field(0.5, ge=0.0, le=1.0, description="registrations with a lower inlier fraction are not added")
+    graph_max_jump: float = Field(0.1, gt=0.0, description="local registrations moving the keyframe further than this (m) from the tracked pose are rejected")
+    graph_max_jump_deg: float = Field(10.0, gt=0.0, description="... or turning it more than this (degrees)")
 
     # map
     max_gaussians: int = Field(200_000, ge=100, description="hard cap of the Gaussian map (evicts lowest opacity)")

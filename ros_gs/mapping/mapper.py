@@ -23,7 +23,9 @@ import torch
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, render_K
-from ros_gs.mapping.tracking import rgbd_odometry, to_o3d_rgbd
+from ros_gs.mapping.relocalisation import Relocaliser
+from ros_gs.mapping.pose_graph import KeyframePoseGraph, view_overlap_candidates
+from ros_gs.mapping.tracking import information_matrix, rgbd_odometry, to_o3d_rgbd
 from ros_gs.render import Camera, RenderOutput, render_tensors
 
 
@@ -35,6 +37,8 @@ class PoseEstimate:
     num_gaussians: int
     fitness: float
     ok: bool
+    ref_keyframe: int = -1  # keyframe this pose is expressed against (moves with it when the graph corrects it)
+    T_kf_cam: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Keyframe:
     K: np.ndarray  # OpenCV K of the processing resolution
     frame: RgbdFrame = field(repr=False)
     half: tuple | None = field(default=None, repr=False)  # half-resolution (rgb, depth, K), lazily
+    o3d: object = field(default=None, repr=False)  # open3d RGBDImage for keyframe-to-keyframe registration
 
 
 def _rot_angle_deg(R: np.ndarray) -> float:
@@ -83,12 +88,20 @@ class Mapper:
         self.map = GaussianMap(0, capacity=4096, max_gaussians=self.config.max_gaussians)
         self.keyframes: list[Keyframe] = []
         self.trajectory: list[PoseEstimate] = []
+        self.saved_trajectory: list[np.ndarray] = []  # a loaded map's trajectory (see load)
         self._rng = np.random.default_rng(self.config.seed)
         self._frames = 0
-        self._kf_o3d = None
+        self._ref_kf = -1  # keyframe that 'keyframe' tracking (and the fallback) registers against
+        self._lost = False  # True: the next frame is relocalised (set on load and after lost tracking)
+        self._failures = 0
+        self._relocaliser = Relocaliser(self.config.reloc_voxel, self.config.reloc_candidates,
+                                        self.config.reloc_min_fitness, self.config.seed)
+        self.relocalisations = {"tried": 0, "succeeded": 0}
         self._opt_state: dict | None = None
         self._opt_version = -1
-        self.timing: dict[str, float] = {"track": 0.0, "seed": 0.0, "optimise": 0.0}
+        self.graph = KeyframePoseGraph(self.config.depth_outlier_trunc)
+        self.graph_stats = {"edges": 0, "loop_edges": 0, "rejected": 0, "optimisations": 0}
+        self.timing: dict[str, float] = {"track": 0.0, "seed": 0.0, "optimise": 0.0, "graph": 0.0}
 
     # ------------------------------------------------------------------ rendering
     def render(self, T_world_cam: np.ndarray, K: np.ndarray, width: int, height: int) -> RenderOutput:
@@ -118,27 +131,70 @@ class Mapper:
         src = to_o3d_rgbd(f.rgb, f.depth)
         fitness, ok = 1.0, True
         t0 = time.perf_counter()
-        if not self.trajectory:
+        if self._lost:
+            T, fitness, ok = self._relocalise(f, src)
+        elif not self.trajectory:
             T = self.initial_pose.copy()
         else:
-            T_prev = self.trajectory[-1].T_world_cam
+            T_prev = self.current_pose(-1)
             T_pred = T_prev.copy()
-            if cfg.constant_velocity and len(self.trajectory) >= 2:
-                T_pp = self.trajectory[-2].T_world_cam
+            if cfg.constant_velocity and len(self.trajectory) >= 2 and self.trajectory[-2].ok:
+                T_pp = self.current_pose(-2)
                 T_pred = T_prev @ (_inv(T_pp) @ T_prev)
             T, fitness = self._track(f, src, T_pred)
             T = orthonormalize(T)
             ok = fitness >= cfg.min_fitness and np.isfinite(T).all()
             if not ok:
                 T = T_pred
+                self._failures += 1
+                if cfg.relocalise and self.keyframes and self._failures >= cfg.lost_after:
+                    self._lost = True  # the next frame is relocalised in the map
+            else:
+                self._failures = 0
         self.timing["track"] += time.perf_counter() - t0
-        is_kf = self._is_keyframe(T) and ok
+        is_kf = ok and cfg.update_map and self._is_keyframe(T)
         if is_kf:
             self._add_keyframe(f, src, T)
+            T = self.keyframes[-1].T_world_cam.copy()  # the pose graph may have corrected it
         self._frames += 1
-        est = PoseEstimate(int(frame.stamp_ns), T, bool(is_kf), self.map.num_gaussians, float(fitness), bool(ok))
+        ref = self._ref_kf if self.keyframes else -1
+        rel = _inv(self.keyframes[ref].T_world_cam) @ T if ref >= 0 else None
+        est = PoseEstimate(int(frame.stamp_ns), T, bool(is_kf), self.map.num_gaussians, float(fitness), bool(ok),
+                           ref, rel)
         self.trajectory.append(est)
         return est
+
+    def _relocalise(self, f: RgbdFrame, src) -> tuple[np.ndarray, float, bool]:
+        """Pose of a frame with no usable prior: global registration against the keyframes, then
+        the usual tracking from there.  Returns (pose, fitness, ok)."""
+        cfg = self.config
+        self.relocalisations["tried"] += 1
+        r = self._relocaliser.locate(self.keyframes, f.rgb, f.depth, f.K)
+        last = self.trajectory[-1].T_world_cam if self.trajectory else self.initial_pose
+        if r is None:
+            return last.copy(), 0.0, False
+        self._ref_kf = r.keyframe
+        T, fitness = self._track(f, src, r.T_world_cam)
+        T = orthonormalize(T)
+        ok = fitness >= cfg.min_fitness and bool(np.isfinite(T).all())
+        if not ok:
+            return last.copy(), fitness, False
+        self._lost, self._failures = False, 0
+        self.relocalisations["succeeded"] += 1
+        return T, fitness, True
+
+    def current_pose(self, i: int) -> np.ndarray:
+        """Pose of processed frame ``i`` as the map now has it: relative to its keyframe, which
+        the pose graph may have moved since (``trajectory[i].T_world_cam`` is the pose published
+        then)."""
+        p = self.trajectory[i]
+        if p.ref_keyframe < 0 or p.T_kf_cam is None or p.ref_keyframe >= len(self.keyframes):
+            return p.T_world_cam
+        return self.keyframes[p.ref_keyframe].T_world_cam @ p.T_kf_cam
+
+    def optimised_trajectory(self) -> np.ndarray:
+        """(N, 4, 4) every processed frame's pose after the keyframe corrections so far."""
+        return np.array([self.current_pose(i) for i in range(len(self.trajectory))])
 
     # ------------------------------------------------------------------ tracking
     def _track(self, f: RgbdFrame, src, T_pred: np.ndarray) -> tuple[np.ndarray, float]:
@@ -152,13 +208,14 @@ class Mapper:
             good = alpha > 0.9
             cover = float((good & valid).sum()) / max(1, int(valid.sum()))
             if cover >= cfg.model_min_coverage:
-                depth = np.where(good, out.depth.numpy(), 0.0).astype(np.float32)
+                rd = out.median_depth if cfg.model_depth == "median" and out.median_depth is not None else out.depth
+                depth = np.where(good, rd.numpy(), 0.0).astype(np.float32)
                 rgb = out.rgb.clamp(0, 1).numpy().astype(np.float32)
                 res = rgbd_odometry(src, to_o3d_rgbd(rgb, depth), f.K, np.eye(4), **kw)
                 return T_pred @ res.T_target_source, res.fitness
-        kf = self.keyframes[-1]
+        kf = self.keyframes[self._ref_kf]
         init = _inv(kf.T_world_cam) @ T_pred
-        res = rgbd_odometry(src, self._kf_o3d, f.K, init, **kw)
+        res = rgbd_odometry(src, kf.o3d, f.K, init, **kw)
         return kf.T_world_cam @ res.T_target_source, res.fitness
 
     def _is_keyframe(self, T: np.ndarray) -> bool:
@@ -177,14 +234,79 @@ class Mapper:
     def _add_keyframe(self, f: RgbdFrame, src, T: np.ndarray) -> None:
         t0 = time.perf_counter()
         kf = Keyframe(self._frames, int(f.stamp_ns), T.copy(), torch.from_numpy(f.rgb.astype(np.float32) / 255.0),
-                      torch.from_numpy(f.depth.copy()), f.K.copy(), f)
-        self.seed(kf)
+                      torch.from_numpy(f.depth.copy()), f.K.copy(), f, o3d=src)
         self.keyframes.append(kf)
-        self._kf_o3d = src
+        self._ref_kf = len(self.keyframes) - 1
+        if self.config.pose_graph:
+            tg = time.perf_counter()
+            self._update_graph()
+            self.timing["graph"] += time.perf_counter() - tg
+            t0 += time.perf_counter() - tg
+        self.seed(kf)
         t1 = time.perf_counter()
         self.optimise(self.config.map_iterations)
         self.timing["seed"] += t1 - t0
         self.timing["optimise"] += time.perf_counter() - t1
+
+    def _update_graph(self) -> None:
+        """Register the newest keyframe against overlapping earlier ones, optimise the pose graph
+        and move keyframes (and the Gaussians they seeded) to the optimised poses."""
+        cfg = self.config
+        k = len(self.keyframes) - 1
+        new = self.keyframes[k]
+        self.graph.add_node(new.T_world_cam)
+        if k == 0:
+            return
+        kw = dict(method=cfg.odometry_method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
+                  depth_outlier_trunc=cfg.depth_outlier_trunc)
+        # the tracked motion from the previous keyframe keeps the graph connected
+        prev = self.keyframes[k - 1]
+        T_seq = _inv(prev.T_world_cam) @ new.T_world_cam
+        self.graph.add_edge(k, k - 1, T_seq, information_matrix(new.o3d, prev.o3d, new.K, T_seq, cfg), False)
+        poses = [kf.T_world_cam for kf in self.keyframes]
+        cands = view_overlap_candidates(poses, k, cfg.graph_radius, cfg.graph_max_angle_deg)
+        local = [j for j in cands if k - j < cfg.loop_min_separation][: cfg.graph_edges]
+        loops = [j for j in cands if k - j >= cfg.loop_min_separation][: cfg.loop_edges]
+        added = False
+        for j in local + loops:
+            is_loop = k - j >= cfg.loop_min_separation
+            init = _inv(poses[j]) @ poses[k]
+            res = rgbd_odometry(new.o3d, self.keyframes[j].o3d, new.K, init, **kw)
+            d = _inv(init) @ res.T_target_source
+            far = np.linalg.norm(d[:3, 3]) > cfg.graph_max_jump or _rot_angle_deg(d[:3, :3]) > cfg.graph_max_jump_deg
+            if res.fitness < cfg.graph_min_fitness or not np.isfinite(res.T_target_source).all() or (far and not is_loop):
+                self.graph_stats["rejected"] += 1
+                continue
+            info = information_matrix(new.o3d, self.keyframes[j].o3d, new.K, res.T_target_source, cfg)
+            self.graph.add_edge(k, j, res.T_target_source, info, uncertain=is_loop)
+            self.graph_stats["edges"] += 1
+            self.graph_stats["loop_edges"] += int(is_loop)
+            added = True
+        if not added:
+            return
+        old = [kf.T_world_cam.copy() for kf in self.keyframes]
+        newposes = self.graph.optimise()
+        self.graph_stats["optimisations"] += 1
+        self._move_keyframes(old, newposes)
+
+    def _move_keyframes(self, old: list[np.ndarray], new: list[np.ndarray]) -> None:
+        """Set keyframe poses to ``new`` and carry each keyframe's Gaussians (anchored by their
+        creation stamp) along with it."""
+        deltas = []
+        for kf, To, Tn in zip(self.keyframes, old, new):
+            Tn = orthonormalize(Tn)
+            kf.T_world_cam = Tn
+            deltas.append(Tn @ _inv(To))
+        if self.map.num_gaussians == 0:
+            return
+        stamps = np.array([kf.stamp_ns for kf in self.keyframes], np.int64)
+        order = np.argsort(stamps, kind="stable")
+        created = self.map.created_ns.cpu().numpy()
+        pos = np.clip(np.searchsorted(stamps[order], created), 0, len(order) - 1)
+        group = np.where(stamps[order][pos] == created, order[pos], -1)
+        D = np.array(deltas)
+        self.map.transform_groups_(torch.from_numpy(group), torch.from_numpy(D[:, :3, :3]),
+                                   torch.from_numpy(D[:, :3, 3]))
 
     def seed(self, kf: Keyframe) -> int:
         """Add Gaussians on the keyframe's depth pixels the map does not explain; returns how many."""
@@ -280,41 +402,79 @@ class Mapper:
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
-        """Write ``path/map.ply`` (INRIA 3DGS PLY) and ``path/keyframes.json`` (poses, K, size)."""
+        """Write a map folder that :meth:`load` restores: ``map.ply`` (INRIA 3DGS PLY, opens in
+        splat viewers), ``keyframes.json`` (config, keyframe poses/K/stamps, pose-graph edges,
+        the trajectory as optimised now) and ``keyframes/NNNNN.png`` + ``NNNNN_depth.png``
+        (colour and 16-bit millimetre depth at the processing resolution), so a later run can
+        relocalise against the keyframes, track in the map and resume mapping."""
+        from PIL import Image
+
         from ros_gs.gaussians.ply import write_ply
 
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        (path / "keyframes").mkdir(parents=True, exist_ok=True)
         write_ply(self.map, path / "map.ply")
+        for i, k in enumerate(self.keyframes):
+            Image.fromarray(k.frame.rgb).save(path / "keyframes" / f"{i:05d}.png")
+            mm = np.clip(np.round(np.nan_to_num(k.frame.depth) * 1000.0), 0, 65535).astype(np.uint16)
+            Image.fromarray(mm).save(path / "keyframes" / f"{i:05d}_depth.png")
+        traj = self.optimised_trajectory() if self.trajectory else []
         meta = {
+            "format": "ros_gs.map/1",
             "config": self.config.model_dump(mode="json"),
             "keyframes": [
                 {"index": k.index, "stamp_ns": k.stamp_ns, "T_world_cam": k.T_world_cam.tolist(), "K": k.K.tolist(),
                  "width": int(k.rgb.shape[1]), "height": int(k.rgb.shape[0])}
                 for k in self.keyframes
             ],
+            "edges": [{"source": e.source, "target": e.target, "T_target_source": e.T_target_source.tolist(),
+                       "information": e.information.tolist(), "uncertain": e.uncertain} for e in self.graph.edges],
             "trajectory": [
-                {"stamp_ns": p.stamp_ns, "T_world_cam": p.T_world_cam.tolist(), "keyframe": bool(p.keyframe),
+                {"stamp_ns": p.stamp_ns, "T_world_cam": T.tolist(), "keyframe": bool(p.keyframe),
                  "fitness": p.fitness, "ok": p.ok}
-                for p in self.trajectory
+                for p, T in zip(self.trajectory, traj)
             ],
         }
         (path / "keyframes.json").write_text(json.dumps(meta))
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Mapper":
-        """A mapper holding the saved map and trajectory (keyframe images are not stored, so
-        further mapping only optimises on keyframes added after loading)."""
+    def load(cls, path: str | Path, config: MapperConfig | None = None) -> "Mapper":
+        """A mapper holding a saved map: Gaussians, keyframes (images included) and pose graph.
+        Its next :meth:`process` call relocalises the frame in the map (``config.relocalise``),
+        and poses come out in the saved map's frame.  ``config`` overrides the saved one (e.g.
+        ``update_map=False`` to localise only).  The saved run's trajectory is in
+        ``saved_trajectory``.  Raises DatasetError for a missing or damaged map folder."""
+        from PIL import Image
+
+        from ros_gs.errors import DatasetError
         from ros_gs.gaussians.ply import read_ply
 
         path = Path(path)
-        meta = json.loads((path / "keyframes.json").read_text())
-        cfg = MapperConfig(**meta["config"])
-        m = cls(cfg)
-        loaded = read_ply(path / "map.ply", max_gaussians=cfg.max_gaussians)
-        m.map = loaded
-        m.trajectory = [PoseEstimate(p["stamp_ns"], np.asarray(p["T_world_cam"]), p["keyframe"], loaded.num_gaussians,
-                                     p["fitness"], p["ok"]) for p in meta["trajectory"]]
-        m.saved_keyframes = meta["keyframes"]
+        try:
+            meta = json.loads((path / "keyframes.json").read_text())
+            cfg = config or MapperConfig(**meta["config"])
+            m = cls(cfg)
+            m.map = read_ply(path / "map.ply", max_gaussians=cfg.max_gaussians)
+            for i, k in enumerate(meta["keyframes"]):
+                rgb = np.asarray(Image.open(path / "keyframes" / f"{i:05d}.png").convert("RGB"))
+                depth = np.asarray(Image.open(path / "keyframes" / f"{i:05d}_depth.png"), dtype=np.float32) / 1000.0
+                T = orthonormalize(np.asarray(k["T_world_cam"], np.float64))
+                f = RgbdFrame(int(k["stamp_ns"]), rgb, depth, np.asarray(k["K"], np.float64))
+                m.keyframes.append(Keyframe(int(k["index"]), f.stamp_ns, T, torch.from_numpy(rgb.astype(np.float32) / 255.0),
+                                            torch.from_numpy(depth.copy()), f.K, f, o3d=to_o3d_rgbd(rgb, depth)))
+                m.graph.add_node(T)
+            for e in meta.get("edges", []):
+                if not (0 <= int(e["source"]) < len(m.keyframes) and 0 <= int(e["target"]) < len(m.keyframes)):
+                    raise DatasetError(f"{path / 'keyframes.json'}: pose-graph edge between unknown keyframes")
+                m.graph.add_edge(e["source"], e["target"], np.asarray(e["T_target_source"]), np.asarray(e["information"]),
+                                 bool(e["uncertain"]))
+            m.saved_trajectory = [np.asarray(p["T_world_cam"], np.float64) for p in meta["trajectory"]]
+        except DatasetError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+            raise DatasetError(f"cannot load the map in {str(path)!r}: {type(err).__name__}: {err}") from err
+        m._frames = max([k.index for k in m.keyframes], default=-1) + 1
+        m._ref_kf = len(m.keyframes) - 1
+        m._lost = bool(m.keyframes) and cfg.relocalise
         return m

@@ -61,3 +61,20 @@ def rgbd_odometry(
         return OdometryOut(np.asarray(init_T_target_source, np.float64), 0.0, float("inf"))
     T = res.transformation.numpy().astype(np.float64)
     return OdometryOut(T, float(res.fitness), float(res.inlier_rmse))
+
+
+def information_matrix(source: o3d.t.geometry.RGBDImage, target: o3d.t.geometry.RGBDImage, K: np.ndarray,
+                       T_target_source: np.ndarray, config) -> np.ndarray:
+    """6x6 information matrix of a registration (open3d: from the point-to-point correspondences
+    closer than ``config.depth_outlier_trunc``), for the pose graph."""
+    try:
+        info = o3d.t.pipelines.odometry.compute_odometry_information_matrix(
+            source.depth, target.depth, o3d.core.Tensor(np.asarray(K, np.float64)),
+            o3d.core.Tensor(np.asarray(T_target_source, np.float64)), float(config.depth_outlier_trunc), 1.0,
+            float(config.depth_max))
+        out = info.numpy().astype(np.float64)
+    except RuntimeError:
+        out = np.zeros((6, 6))
+    if not np.isfinite(out).all() or np.trace(out) <= 0:
+        out = np.eye(6)  # no overlap measured: a weak, isotropic constraint
+    return out

@@ -61,6 +61,60 @@ def test_save_load_roundtrip(replay, tmp_path):
     m.save(tmp_path / "map")
     m2 = Mapper.load(tmp_path / "map")
     assert m2.map.num_gaussians == m.map.num_gaussians
-    assert len(m2.trajectory) == len(m.trajectory)
-    np.testing.assert_allclose(m2.trajectory[-1].T_world_cam, m.trajectory[-1].T_world_cam)
+    assert len(m2.saved_trajectory) == len(m.trajectory)
+    np.testing.assert_allclose(m2.saved_trajectory[-1], m.optimised_trajectory()[-1])
+    assert len(m2.keyframes) == len(m.keyframes) and len(m2.graph.edges) == len(m.graph.edges)
+    for a, b in zip(m2.keyframes, m.keyframes):
+        np.testing.assert_allclose(a.T_world_cam, b.T_world_cam, atol=1e-9)
+        np.testing.assert_array_equal(a.frame.rgb, b.frame.rgb)
+        np.testing.assert_allclose(a.frame.depth, b.frame.depth, atol=5e-4)  # millimetre PNG
     np.testing.assert_allclose(m2.map.means.numpy(), m.map.means.numpy())
+
+
+def test_relocalise_and_localise_in_a_saved_map(replay, kitchen_dir, tmp_path):
+    """A new run starts with no pose prior in the saved map, mid-sequence, on frames the map
+    never saw (odd ones): the first frame is relocalised and all poses come out in the saved
+    map's frame (= the ground-truth frame here) within 3 cm, without changing the map."""
+    m = replay[0]
+    m.save(tmp_path / "map")
+    loc = Mapper.load(tmp_path / "map", MapperConfig(update_map=False))
+    assert len(loc.keyframes) == len(m.keyframes) and loc.keyframes[0].frame.depth.max() > 0.5
+    n0 = loc.map.num_gaussians
+    ds = RgbdFolder(kitchen_dir)
+    idx = list(range(61, 100, 2))
+    est = [loc.process(RgbdFrame.from_folder_frame(ds[i], ds.K)) for i in idx]
+    gt = np.array([ds[i].pose_c2w for i in idx])
+    err = [np.linalg.norm(e.T_world_cam[:3, 3] - g[:3, 3]) for e, g in zip(est, gt)]
+    assert all(e.ok for e in est) and loc.relocalisations == {"tried": 1, "succeeded": 1}
+    assert err[0] < 0.03 and max(err) < 0.04, np.round(err, 3)
+    assert loc.map.num_gaussians == n0 and len(loc.keyframes) == len(m.keyframes)
+
+
+def test_relocalisation_fails_cleanly_in_the_wrong_map(replay, tmp_path):
+    """A frame of a scene the map does not hold (a tilted plane) is not placed: ok is False,
+    nothing is mapped, and the mapper keeps trying on the next frames."""
+    m = replay[0]
+    m.save(tmp_path / "map")
+    loc = Mapper.load(tmp_path / "map")
+    h, w = 240, 320
+    rows = np.arange(h, dtype=np.float32)[:, None] * np.ones((1, w), np.float32)
+    depth = 1.0 + rows / h
+    rgb = np.full((h, w, 3), 128, np.uint8)
+    K = np.array([[292.5, 0, 159.5], [0, 292.5, 119.5], [0, 0, 1]])
+    for i in range(2):
+        e = loc.process(RgbdFrame(i, rgb, depth, K))
+        assert not e.ok and not e.keyframe
+    assert loc.relocalisations == {"tried": 2, "succeeded": 0}
+    assert loc.map.num_gaussians == m.map.num_gaussians
+
+
+def test_damaged_map_folder_is_a_clear_error(replay, tmp_path):
+    from ros_gs.errors import DatasetError
+
+    m = replay[0]
+    m.save(tmp_path / "map")
+    (tmp_path / "map" / "keyframes" / "00001_depth.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="cannot load the map"):
+        Mapper.load(tmp_path / "map")
+    with pytest.raises(DatasetError):
+        Mapper.load(tmp_path / "nothing")
