@@ -40,11 +40,17 @@ demo: setup
 		--services config/services/demo_save_map.yaml --service-log $(OUT)/kitchen_services.yaml
 	$(VENV)/bin/ros-gs render $(OUT)/kitchen_map/map.ply $(OUT)/kitchen_map.png --size 640 480 \
 		--intrinsics 585 585 320 240 --pose 0 0 0 0 0 0 1
+	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen_later.mcap --first-frame 60 \
+		--max-frames 40 --overwrite
+	$(VENV)/bin/ros-gs replay $(OUT)/kitchen_later.mcap --out $(OUT)/kitchen_localised.mcap --overwrite \
+		--set mapper.map_path=$(OUT)/kitchen_map --set mapper.mapper.update_map=false
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
 		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap
 	$(VENV)/bin/ros-gs bag from-mujoco walkthrough $(OUT)/walkthrough.mcap --duration 5 --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/walkthrough.mcap
+	$(VENV)/bin/ros-gs replay $(OUT)/walkthrough.mcap --node lidar_odometry --out $(OUT)/walkthrough_odom.mcap \
+		--overwrite --params config/lidar_odometry_indoor.yaml
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \
 		--pose 4.2 -1.5 0.2 0 -0.7071068 0 0.7071068 --depth $(OUT)/guitar_front_depth.npy
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.compressed.ply $(OUT)/guitar_side.png --size 640 480 \

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from ros_gs.bags.writer import BagWriter
 from ros_gs.datasets.rgbd_folder import DEFAULT_START_NS, RgbdFolder
+from ros_gs.errors import ConfigError
 from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS
 from ros_gs.sensors.camera import PinholeCamera, camera_to_info
 from ros_gs.sensors.image import numpy_to_image
@@ -51,13 +52,21 @@ def rgbd_folder_to_bag(
     *,
     fps: float = 30.0,
     max_frames: int | None = None,
+    first_frame: int = 0,
+    step: int = 1,
     start_ns: int = DEFAULT_START_NS,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Write the folder's frames to ``out`` (MCAP); returns messages written per topic."""
+    """Write the folder's frames ``first_frame, first_frame + step, ...`` (at most ``max_frames``)
+    to ``out`` (MCAP), stamped at their own index / fps; returns messages written per topic."""
+    if first_frame < 0 or step < 1:
+        raise ConfigError(f"first_frame must be >= 0 and step >= 1, got {first_frame}, {step}")
     data = RgbdFolder(folder, fps=fps, start_ns=start_ns)
-    n = len(data) if max_frames is None else min(len(data), max_frames)
+    indices = list(range(first_frame, len(data), step))
+    if max_frames is not None:
+        indices = indices[: max(0, max_frames)]
+    n = len(indices)
     with BagWriter(out, overwrite=overwrite) as bag:
         make = bag.factory
         cams = {
@@ -70,7 +79,7 @@ def rgbd_folder_to_bag(
         )
         bag.write(TOPICS["tf_static"], "tf2_msgs/msg/TFMessage", static, start_ns, LATCHED_QOS)
         missing_pose = 0
-        for i in tqdm(range(n), desc="frames", unit="frame", disable=not progress):
+        for i in tqdm(indices, desc="frames", unit="frame", disable=not progress):
             frame = data[i]
             t = frame.stamp_ns
             # The pose goes first: at equal log times a replay delivers in write order, so a

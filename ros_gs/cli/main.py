@@ -36,12 +36,15 @@ def bag_from_rgbd(
     out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
     fps: Annotated[float, typer.Option(help="frame rate of the stamps")] = 30.0,
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
+    first_frame: Annotated[int, typer.Option(help="index of the first frame written")] = 0,
+    step: Annotated[int, typer.Option(help="write every step-th frame (stamps keep the source timing)")] = 1,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """RGB-D frames with ground-truth poses -> Image, CameraInfo, /tf and /ground_truth/pose."""
     from ros_gs.bags.from_rgbd import rgbd_folder_to_bag
 
-    counts = rgbd_folder_to_bag(folder, out, fps=fps, max_frames=max_frames, overwrite=overwrite)
+    counts = rgbd_folder_to_bag(folder, out, fps=fps, max_frames=max_frames, first_frame=first_frame, step=step,
+                                overwrite=overwrite)
     typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
 
 
@@ -212,10 +215,24 @@ def render(
 
 
 @app.command()
-def nodes() -> None:
+def nodes(
+    params: Annotated[Optional[str], typer.Option(help="print this node's default parameters as ROS 2 YAML instead")] = None,
+) -> None:
     """List the nodes that can run under replay or ROS 2."""
     from ros_gs.nodes import NODES, load_node
 
+    if params is not None:
+        from ros_gs.runtime.params import params_yaml
+
+        try:
+            cls = load_node(params)
+        except KeyError as err:
+            raise InputError(err.args[0]) from None
+        header = (f"Parameters of the {params} node ({cls.__module__}.{cls.Params.__name__}), in the standard ROS 2 layout.\n"
+                  f"Read by `ros2 run ros_gs {params} --ros-args --params-file` and `ros-gs replay --params` alike.\n"
+                  f"Regenerate with `ros-gs nodes --params {params}`.")
+        typer.echo(params_yaml(params, cls.Params, header), nl=False)
+        return
     for name in sorted(NODES):
         doc = (load_node(name).__module__ and sys.modules[load_node(name).__module__].__doc__ or "").strip()
         typer.echo(f"{name:16s} {doc.splitlines()[0] if doc else ''}")

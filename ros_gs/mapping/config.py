@@ -24,7 +24,6 @@ class MapperConfig(BaseModel):
     depth_outlier_trunc: float = Field(0.07, gt=0.0, description="odometry: correspondences further apart than this (m) are dropped")
     constant_velocity: bool = Field(True, description="predict the pose with the last inter-frame motion before tracking")
     min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="tracking with a lower inlier fraction is not ok: the predicted pose is kept")
-    model_depth: Literal["expected", "median"] = Field("expected", description="'model' tracking: which rendered depth is the target surface (expected depth blends across edges; median depth is the surface where transmittance crosses 0.5)")
     model_min_coverage: float = Field(0.5, ge=0.0, le=1.0, description="'model' tracking: rendered alpha > 0.9 on at least this fraction of the observed valid pixels, else track against the keyframe")
 
     # maps that outlive the run
@@ -34,6 +33,11 @@ class MapperConfig(BaseModel):
     reloc_voxel: float = Field(0.03, gt=0.0, description="relocalisation: voxel size (m) of the FPFH/RANSAC clouds")
     reloc_candidates: int = Field(5, ge=1, le=100, description="relocalisation: keyframes registered, the most similar by thumbnail first")
     reloc_min_fitness: float = Field(0.5, ge=0.0, le=1.0, description="relocalisation: minimum inlier fraction of the frame's cloud")
+
+    refine_iterations: int = Field(0, ge=0, le=200, description="after odometry, Adam steps on the pose through the differentiable renderer (colour L1 + depth L1 against the map); 0 = off")
+    refine_scale: int = Field(2, ge=1, le=8, description="refinement renders at the processing resolution divided by this")
+    refine_lr: float = Field(1e-3, gt=0.0, description="refinement step size (rad, m)")
+    refine_depth_weight: float = Field(1.0, ge=0.0, description="weight of the depth L1 (m) against the colour L1 (sum over RGB) in the refinement")
 
     # keyframes
     kf_translation: float = Field(0.08, gt=0.0, description="new keyframe after this much translation (m) from the last one")

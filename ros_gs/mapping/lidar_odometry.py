@@ -112,8 +112,15 @@ class LidarOdometry:
         return T
 
     # ------------------------------------------------------------------ API
-    def register(self, points: np.ndarray, t: np.ndarray | None, stamp_ns: int) -> np.ndarray:
-        """Register one scan (Nx3, sensor frame) and return T_world_sensor at ``stamp_ns``."""
+    def register(self, points: np.ndarray, t: np.ndarray | None, stamp_ns: int,
+                 rotation_prior: np.ndarray | None = None) -> np.ndarray:
+        """Register one scan (Nx3, sensor frame) and return T_world_sensor at ``stamp_ns``.
+
+        ``rotation_prior``: the sensor's rotation since the previous scan (3x3, ``R_prev_now``
+        in the sensor frame), e.g. integrated from a gyroscope; it replaces the constant-velocity
+        guess of the rotation in the ICP initial guess (sudden turns are where constant velocity
+        is worst).  Deskewing keeps the velocity estimated from registered poses: mixing the
+        newer gyro rotation with the older translation velocity made it worse (measured)."""
         cfg = self.config
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         rng = np.linalg.norm(pts, axis=1)
@@ -125,7 +132,10 @@ class LidarOdometry:
             T_pred = np.asarray(cfg.initial_pose, dtype=np.float64) if cfg.initial_pose is not None else np.eye(4)
         else:
             dt = (int(stamp_ns) - int(self._last_stamp)) * 1e-9
-            T_pred = self._last_T @ self._relative_motion(dt)
+            rel = self._relative_motion(dt)
+            if rotation_prior is not None and dt > 0:
+                rel[:3, :3] = np.asarray(rotation_prior, dtype=np.float64).reshape(3, 3)
+            T_pred = self._last_T @ rel
 
         def down(p: np.ndarray) -> o3d.geometry.PointCloud:
             return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p)).voxel_down_sample(cfg.voxel_size)

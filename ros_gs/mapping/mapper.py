@@ -23,6 +23,7 @@ import torch
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, render_K
+from ros_gs.mapping.photometric import refine_pose
 from ros_gs.mapping.relocalisation import Relocaliser
 from ros_gs.mapping.pose_graph import KeyframePoseGraph, view_overlap_candidates
 from ros_gs.mapping.tracking import information_matrix, rgbd_odometry, to_o3d_rgbd
@@ -144,6 +145,8 @@ class Mapper:
             T, fitness = self._track(f, src, T_pred)
             T = orthonormalize(T)
             ok = fitness >= cfg.min_fitness and np.isfinite(T).all()
+            if ok and cfg.refine_iterations > 0:
+                T = orthonormalize(self._refine(f, T))
             if not ok:
                 T = T_pred
                 self._failures += 1
@@ -183,6 +186,11 @@ class Mapper:
         self.relocalisations["succeeded"] += 1
         return T, fitness, True
 
+    @property
+    def lost(self) -> bool:
+        """True while the camera has no pose in the map (the next frame will be relocalised)."""
+        return self._lost
+
     def current_pose(self, i: int) -> np.ndarray:
         """Pose of processed frame ``i`` as the map now has it: relative to its keyframe, which
         the pose graph may have moved since (``trajectory[i].T_world_cam`` is the pose published
@@ -208,8 +216,7 @@ class Mapper:
             good = alpha > 0.9
             cover = float((good & valid).sum()) / max(1, int(valid.sum()))
             if cover >= cfg.model_min_coverage:
-                rd = out.median_depth if cfg.model_depth == "median" and out.median_depth is not None else out.depth
-                depth = np.where(good, rd.numpy(), 0.0).astype(np.float32)
+                depth = np.where(good, out.depth.numpy(), 0.0).astype(np.float32)
                 rgb = out.rgb.clamp(0, 1).numpy().astype(np.float32)
                 res = rgbd_odometry(src, to_o3d_rgbd(rgb, depth), f.K, np.eye(4), **kw)
                 return T_pred @ res.T_target_source, res.fitness
@@ -217,6 +224,13 @@ class Mapper:
         init = _inv(kf.T_world_cam) @ T_pred
         res = rgbd_odometry(src, kf.o3d, f.K, init, **kw)
         return kf.T_world_cam @ res.T_target_source, res.fitness
+
+    def _refine(self, f: RgbdFrame, T: np.ndarray) -> np.ndarray:
+        """Photometric + depth refinement of a tracked pose through the renderer (reduced size)."""
+        cfg = self.config
+        h = downscale(f, cfg.refine_scale) if cfg.refine_scale > 1 else f
+        return refine_pose(self.map, T, h.rgb, h.depth, h.K, iterations=cfg.refine_iterations, lr=cfg.refine_lr,
+                           depth_weight=cfg.refine_depth_weight)
 
     def _is_keyframe(self, T: np.ndarray) -> bool:
         if not self.keyframes:

@@ -12,6 +12,7 @@ from typing import Any
 
 NODES: dict[str, str] = {
     "image_stats": "ros_gs.nodes.image_stats:ImageStatsNode",
+    "lidar_odometry": "ros_gs.nodes.lidar_odometry:LidarOdometryNode",
     "mapper": "ros_gs.nodes.mapper:MapperNode",
 }
 

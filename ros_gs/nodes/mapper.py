@@ -38,6 +38,7 @@ class MapperNodeParams(NodeParams):
     publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf")
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
+    map_path: str = Field("", description="a map folder saved by ~/save_map to start from: the first frame is relocalised in it and poses are published in its frame (set mapper.update_map false to localise only)")
     mapper: MapperConfig = Field(default_factory=MapperConfig, description="mapping and tracking (ros_gs.mapping)")
 
 
@@ -48,7 +49,8 @@ class MapperNode:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.params = p = ctx.get_params(MapperNodeParams)
-        self.mapper = Mapper(p.mapper)
+        # a damaged map folder raises DatasetError here: the runtime reports it, no node starts
+        self.mapper = Mapper.load(p.map_path, p.mapper) if p.map_path else Mapper(p.mapper)
         self.sync = ApproximateTimeSync(3, int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
@@ -79,7 +81,8 @@ class MapperNode:
         stamp = header_stamp_ns(rgb_msg)
         estimate = self.mapper.process(RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=cam.K))
         if not estimate.ok:
-            self.ctx.count_skip(self.params.rgb_topic, InputError(f"tracking lost at {stamp} ns (fitness {estimate.fitness:.3f})"))
+            what = "not relocalised in the map" if self.mapper.lost else "tracking lost"
+            self.ctx.count_skip(self.params.rgb_topic, InputError(f"{what} at {stamp} ns (fitness {estimate.fitness:.3f})"))
             return
         self.frames += 1
         header = make_header(self.ctx.make, stamp, self.params.map_frame)

@@ -136,3 +136,22 @@ def describe(model: type[BaseModel], prefix: str = "") -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def params_yaml(node_name: str, model: type[BaseModel], header: str = "") -> str:
+    """Default parameters of a node as a commented ROS 2 parameter YAML (what config/*.yaml
+    ship; ``ros-gs nodes --params NODE`` prints it): one ``name: value`` per flat (dotted)
+    parameter, its description as the comment above."""
+    import yaml
+
+    lines = [f"# {ln}" if ln else "#" for ln in header.strip().splitlines()] if header.strip() else []
+    lines += [f"{node_name}:", "  ros__parameters:"]
+    for row in describe(model):
+        value = row["default"]
+        if isinstance(value, tuple):
+            value = list(value)
+        if row["description"]:
+            lines.append(f"    # {row['description']}")
+        dumped = yaml.safe_dump({row["name"]: value}, default_flow_style=True, width=10_000).strip()
+        lines.append(f"    {dumped[1:-1] if dumped.startswith('{') else dumped}")
+    return "\n".join(lines) + "\n"

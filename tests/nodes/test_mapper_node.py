@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ros_gs.bags.reader import BagReader
 from ros_gs.cli.main import app
 from ros_gs.gaussians.ply import read_ply
-from ros_gs.mapping import ate_rmse
+from ros_gs.mapping import Mapper, ate_rmse
 from ros_gs.nodes.mapper import MapperNode
 from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
 from ros_gs.sensors.pointcloud2 import pointcloud2_to_array
@@ -62,3 +62,32 @@ def test_mapper_node_replay(kitchen_bag: Path, tmp_path: Path) -> None:
     image = rendered.response.image
     assert rendered.response.ok and (image.width, image.height, image.encoding) == (160, 120, "rgb8")
     assert np.asarray(image.data).reshape(120, 160, 3).std() > 5  # the map is visible, not a blank image
+
+
+def test_mapper_node_localises_in_a_saved_map(kitchen_bag: Path, kitchen_dir: Path, tmp_path: Path) -> None:
+    """Run 1 maps the bag and saves the map; run 2 replays a later stretch (frames 12-26, its
+    own bag) with map_path set and update_map false: the first frame is relocalised with no
+    prior and every pose is published in run 1's map frame (run 1's first camera)."""
+    saved_dir = tmp_path / "saved_map"
+    rt = ReplayRuntime(kitchen_bag, tmp_path / "run1.mcap", service_calls=[ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)})])
+    rt.add_node(MapperNode)
+    assert rt.run().services[0].response.ok
+    later = tmp_path / "later.mcap"
+    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(later), "--first-frame", "12", "--max-frames", "15"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "run2.mcap"
+    rt2 = ReplayRuntime(later, out, overrides={"mapper": {"map_path": str(saved_dir), "mapper": {"update_map": False}}})
+    node = rt2.add_node(MapperNode)
+    report = rt2.run()
+    assert not report.errors, report.errors
+    with BagReader(kitchen_bag) as reader:
+        gt = {header_stamp_ns(m): pose_msg_to_matrix(m.pose) for _, m in reader.messages(["/ground_truth/pose"])}
+    with BagReader(later) as reader:
+        gt.update({header_stamp_ns(m): pose_msg_to_matrix(m.pose) for _, m in reader.messages(["/ground_truth/pose"])})
+    with BagReader(out) as reader:
+        odom = [m for _, m in reader.messages(["/ros_gs/odom"])]
+    assert len(odom) == 15 and node.mapper.relocalisations["succeeded"] == 1
+    T_map_gt = np.linalg.inv(gt[min(gt)])  # run 1's map frame is its first camera
+    err = [np.linalg.norm(pose_msg_to_matrix(m.pose.pose)[:3, 3] - (T_map_gt @ gt[header_stamp_ns(m)])[:3, 3]) for m in odom]
+    assert max(err) < 0.03, np.round(err, 3)
+    assert len(node.mapper.keyframes) == len(Mapper.load(saved_dir).keyframes)  # localise only: nothing added

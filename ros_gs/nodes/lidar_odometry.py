@@ -1,0 +1,101 @@
+"""lidar_odometry: PointCloud2 (+ optional IMU) in, odometry out (a thin wrapper over
+ros_gs.mapping.LidarOdometry).
+
+Each scan (x, y, z and, if present, per-point ``t`` in seconds after the stamp for deskewing) is
+registered against a local map; the gyroscope, when an IMU topic is set and TF gives the
+IMU-to-LiDAR rotation, supplies the rotation since the last scan.  One ``nav_msgs/Odometry`` per
+scan, stamped with the scan's stamp, in ``odom_frame`` (= the first scan's LiDAR frame), and
+``odom_frame -> lidar`` on /tf.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field
+
+from ros_gs.errors import InputError, SensorDataError
+from ros_gs.mapping.imu_rotation import GyroIntegrator
+from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
+from ros_gs.runtime.node_api import NodeContext
+from ros_gs.runtime.params import NodeParams
+from ros_gs.runtime.qos import SENSOR_QOS
+from ros_gs.sensors.imu import imu_from_msg
+from ros_gs.sensors.pointcloud2 import pointcloud2_to_array
+from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
+from ros_gs.sensors.stamps import header_stamp_ns, make_header
+
+
+class LidarOdometryNodeParams(NodeParams):
+    points_topic: str = Field("/lidar/points", description="sensor_msgs/PointCloud2 with x, y, z (and t: seconds after the stamp)")
+    imu_topic: str = Field("/imu/data", description="sensor_msgs/Imu whose gyroscope gives the rotation prior ('' = none)")
+    odom_topic: str = Field("/ros_gs/odom", description="nav_msgs/Odometry, one per scan")
+    odom_frame: str = Field("odom", description="frame of published poses (the first scan's LiDAR frame)")
+    publish_tf: bool = Field(True, description="publish odom_frame -> LiDAR frame on /tf")
+    max_points: int = Field(2_000_000, ge=100, description="larger scans are refused (counted skip) rather than stalling the node")
+    lidar: LidarOdometryConfig = Field(default_factory=LidarOdometryConfig, description="registration (ros_gs.mapping.lidar_odometry)")
+
+
+class LidarOdometryNode:
+    NAME = "lidar_odometry"
+    Params = LidarOdometryNodeParams
+
+    def __init__(self, ctx: NodeContext) -> None:
+        self.ctx = ctx
+        self.params = p = ctx.get_params(LidarOdometryNodeParams)
+        self.odometry = LidarOdometry(p.lidar)
+        self.gyro = GyroIntegrator()
+        self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
+        self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
+        ctx.create_subscription("sensor_msgs/msg/PointCloud2", p.points_topic, self.on_scan, SENSOR_QOS)
+        self._imu_frame: str | None = None
+        if p.imu_topic:
+            self._tf = ctx.tf_buffer()
+            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
+        self._last_stamp: int | None = None
+        self.scans = 0
+        self.imu_priors = 0
+
+    def on_imu(self, msg) -> None:
+        sample = imu_from_msg(msg)
+        self._imu_frame = sample.frame_id
+        if not self.gyro.add(sample.stamp_ns, sample.angular_velocity):
+            raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
+
+    def _rotation_prior(self, frame: str, stamp: int) -> np.ndarray | None:
+        if self._imu_frame is None or self._last_stamp is None:
+            return None
+        R = self.gyro.rotation(self._last_stamp, stamp)
+        if R is None:
+            return None
+        try:  # gyro rotation in the IMU frame -> the LiDAR frame (static extrinsic)
+            R_li = self._tf.lookup(frame, self._imu_frame).matrix[:3, :3]
+        except InputError:
+            return None
+        self.imu_priors += 1
+        return R_li @ R @ R_li.T
+
+    def on_scan(self, msg) -> None:
+        p = self.params
+        stamp = header_stamp_ns(msg)
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            raise SensorDataError(f"{p.points_topic}: scan at {stamp} ns is not newer than the last ({self._last_stamp} ns)")
+        if int(msg.width) * int(msg.height) > p.max_points:
+            raise SensorDataError(f"{p.points_topic}: {msg.width * msg.height} points exceed max_points {p.max_points}")
+        cloud = pointcloud2_to_array(msg)
+        names = cloud.dtype.names or ()
+        if not {"x", "y", "z"} <= set(names):
+            raise SensorDataError(f"{p.points_topic}: PointCloud2 without x, y, z fields ({names})")
+        pts = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1).astype(np.float64)
+        t = cloud["t"].astype(np.float64) if "t" in names else None
+        finite = np.isfinite(pts).all(axis=1) & (np.isfinite(t) if t is not None else True)
+        pts, t = pts[finite], (t[finite] if t is not None else None)
+        frame = msg.header.frame_id or "lidar"
+        prior = self._rotation_prior(frame, stamp) if p.imu_topic else None
+        T = self.odometry.register(pts, t, stamp, rotation_prior=prior)
+        self._last_stamp = stamp
+        self.scans += 1
+        header = make_header(self.ctx.make, stamp, p.odom_frame)
+        pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, T))
+        self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=frame, pose=pose))
+        if p.publish_tf:
+            self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, frame)]))
