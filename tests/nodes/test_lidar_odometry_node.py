@@ -15,8 +15,7 @@ from ros_gs.sensors.poses import pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns
 from ros_gs.sensors.tf_buffer import TfBuffer
 
-INDOOR = {"min_range": 0.3, "voxel_size": 0.1, "map_voxel_size": 0.05, "normal_radius": 0.3,
-          "icp_max_distances": [0.5, 0.2, 0.1]}
+INDOOR = Path(__file__).resolve().parents[2] / "config" / "lidar_odometry_indoor.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +41,8 @@ def test_lidar_odometry_node_on_walkthrough(walkthrough_bag: Path, tmp_path: Pat
     from ros_gs.nodes.lidar_odometry import LidarOdometryNode
 
     out = tmp_path / "odom.mcap"
-    params = {"lidar": INDOOR, "imu_topic": "/imu/data" if imu else ""}
-    rt = ReplayRuntime(walkthrough_bag, out, overrides={"lidar_odometry": params})
+    rt = ReplayRuntime(walkthrough_bag, out, param_files=[INDOOR],
+                       overrides={"lidar_odometry": {"imu_topic": "/imu/data" if imu else ""}})
     node = rt.add_node(LidarOdometryNode)
     report = rt.run()
     assert not report.errors and not report.skipped, (report.errors, report.skipped)
