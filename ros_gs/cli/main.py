@@ -111,11 +111,41 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
+def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: bool = True) -> list[str]:
+    """Nodes for a bag's sensor topics (found by type): RGB-D -> mapper; PointCloud2 (+ Imu) ->
+    lidar_odometry (its odometry on /ros_gs/lidar/odom when the mapper runs too).  Their topic
+    parameters are set to the found topics unless given with --set (or, ``set_topics`` False,
+    left to the --params files)."""
+    from ros_gs.bags.detect import detect_sensor_topics
+
+    found = detect_sensor_topics(bag)
+    if not set_topics:
+        overrides = {}  # a scratch dict: the parameter files name the topics
+    nodes: list[str] = []
+    if found.rgbd:
+        nodes.append("mapper")
+        for key, topic in (("rgb_topic", found.rgb), ("depth_topic", found.depth), ("info_topic", found.info)):
+            overrides.setdefault("mapper", {}).setdefault(key, topic)
+    if found.points:
+        nodes.append("lidar_odometry")
+        o = overrides.setdefault("lidar_odometry", {})
+        o.setdefault("points_topic", found.points)
+        o.setdefault("imu_topic", found.imu or "")
+        if found.rgbd:
+            o.setdefault("odom_topic", "/ros_gs/lidar/odom")
+    if not nodes:
+        raise InputError(f"{bag}: no RGB-D (colour + depth Image + CameraInfo) or PointCloud2 topics found; "
+                         "name the node with --node and its topics with --set")
+    typer.echo("nodes: " + ", ".join(f"{n} ({', '.join(f'{k}={v}' for k, v in overrides.get(n, {}).items() if k.endswith('topic'))})"
+                                     for n in nodes))
+    return nodes
+
+
 @app.command()
 def replay(
     bag: Annotated[Path, typer.Argument(help="input rosbag2")],
     out: Annotated[Optional[Path], typer.Option(help="output MCAP bag with everything published")] = None,
-    node: Annotated[list[str], typer.Option(help="node(s) to run (see `ros-gs nodes`)")] = ["mapper"],
+    node: Annotated[list[str], typer.Option(help="node(s) to run (see `ros-gs nodes`); default: chosen from the bag's topics (RGB-D -> mapper, PointCloud2 -> lidar_odometry)")] = [],
     params: Annotated[list[Path], typer.Option(help="ROS 2 parameter YAML file(s)")] = [],
     set_: Annotated[list[str], typer.Option("--set", help="override: NODE.PARAM=VALUE")] = [],
     services: Annotated[Optional[Path], typer.Option(help="YAML list of service calls to make")] = None,
@@ -138,6 +168,8 @@ def replay(
         overwrite=overwrite,
         progress=True,
     )
+    if not node:
+        node = _auto_nodes(bag, runtime.overrides, set_topics=not params)
     if unknown := sorted(set(runtime.overrides) - set(node)):
         raise InputError(f"--set names node(s) {unknown} that this replay does not run (nodes: {node})")
     for name in node:

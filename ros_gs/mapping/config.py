@@ -51,6 +51,7 @@ class MapperConfig(BaseModel):
     loop_min_separation: int = Field(10, ge=2, description="keyframes at least this many keyframes apart form loop-closure edges")
     graph_radius: float = Field(0.5, gt=0.0, description="candidate keyframes have their camera centre within this distance (m)")
     graph_max_angle_deg: float = Field(35.0, gt=0.0, le=180.0, description="... and their optical axis within this angle")
+    graph_method: Literal["hybrid", "point_to_plane", "intensity"] = Field("hybrid", description="open3d RGB-D odometry residual of keyframe-to-keyframe registrations")
     graph_min_fitness: float = Field(0.5, ge=0.0, le=1.0, description="registrations with a lower inlier fraction are not added")
     graph_max_jump: float = Field(0.1, gt=0.0, description="local registrations moving the keyframe further than this (m) from the tracked pose are rejected")
     graph_max_jump_deg: float = Field(10.0, gt=0.0, description="... or turning it more than this (degrees)")

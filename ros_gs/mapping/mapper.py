@@ -271,7 +271,7 @@ class Mapper:
         self.graph.add_node(new.T_world_cam)
         if k == 0:
             return
-        kw = dict(method=cfg.odometry_method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
+        kw = dict(method=cfg.graph_method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
                   depth_outlier_trunc=cfg.depth_outlier_trunc)
         # the tracked motion from the previous keyframe keeps the graph connected
         prev = self.keyframes[k - 1]

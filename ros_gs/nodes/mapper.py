@@ -24,7 +24,11 @@ from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, po
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
 
-CLOUD_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32), ("opacity", np.float32)])
+# Gaussian centres with colour (packed rgb, as RViz/Foxglove colour clouds) and the rest of each
+# Gaussian: opacity, standard deviations along its axes (m) and rotation (w, x, y, z).
+CLOUD_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32), ("opacity", np.float32),
+                        ("scale_x", np.float32), ("scale_y", np.float32), ("scale_z", np.float32),
+                        ("rot_w", np.float32), ("rot_x", np.float32), ("rot_y", np.float32), ("rot_z", np.float32)])
 
 
 class MapperNodeParams(NodeParams):
@@ -105,6 +109,8 @@ class MapperNode:
         colors = (gmap.colors_dc.detach().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8)
         cloud["rgb"] = pack_rgb(colors)
         cloud["opacity"] = gmap.opacities.detach().cpu().numpy()
+        cloud["scale_x"], cloud["scale_y"], cloud["scale_z"] = gmap.scales.detach().cpu().numpy().T
+        cloud["rot_w"], cloud["rot_x"], cloud["rot_y"], cloud["rot_z"] = gmap.quats.detach().cpu().numpy().T
         self.cloud.publish(array_to_pointcloud2(self.ctx.make, cloud, self.ctx.now_ns(), self.params.map_frame))
 
     def on_save_map(self, request, response):

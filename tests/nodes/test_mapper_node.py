@@ -57,6 +57,10 @@ def test_mapper_node_replay(kitchen_bag: Path, tmp_path: Path) -> None:
     path = sum(np.linalg.norm(gt[b][:3, 3] - gt[a][:3, 3]) for a, b in zip(stamps, stamps[1:]))
     assert rmse < 0.03 and path > 3 * rmse, (rmse, path)
     assert clouds and len(pointcloud2_to_array(clouds[-1])) == len(node.mapper.map) > 1000
+    cloud = pointcloud2_to_array(clouds[-1])
+    q = np.stack([cloud[f"rot_{c}"] for c in "wxyz"], axis=1)
+    assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5) and (cloud["scale_x"] > 0).all()
+    assert 0 < np.median(cloud["scale_x"]) < 0.05  # centimetre Gaussians in a kitchen
     saved, rendered = report.services
     assert saved.response.ok and read_ply(saved_dir / "map.ply").num_gaussians == saved.response.num_gaussians > 1000
     image = rendered.response.image

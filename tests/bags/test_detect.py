@@ -1,0 +1,71 @@
+"""Sensor topics found by type (`ros-gs replay BAG` with no --node): the MuJoCo walkthrough bag
+(colour, 32FC1 depth, a 16UC1 segmentation image that must not pass for depth, LiDAR, IMU) and
+the 7-Scenes bag (rgb8 + 16UC1 depth, two CameraInfo topics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ros_gs.bags.detect import SensorTopics, _looks_like_depth, detect_sensor_topics
+from ros_gs.bags.reader import BagReader
+from ros_gs.bags.writer import BagWriter
+from ros_gs.cli.main import app
+
+
+@pytest.fixture(scope="module")
+def walk_bag(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("mujoco")
+    out = tmp_path_factory.mktemp("sim") / "walk.mcap"
+    r = CliRunner().invoke(app, ["bag", "from-mujoco", "walkthrough", str(out), "--duration", "1.0",
+                                 "--size", "80", "60", "--cameras", "1"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_detect_walkthrough(walk_bag: Path) -> None:
+    with BagReader(walk_bag) as reader:
+        topics = {s.topic for s in reader.summary()}
+    seg = [t for t in topics if t.endswith("segmentation")]
+    assert seg  # the decoy is there
+    found = detect_sensor_topics(walk_bag)
+    assert found.rgb.endswith("color/image_raw") and found.depth.endswith("depth/image_raw")
+    assert found.info.endswith("color/camera_info") and found.rgbd
+    assert (found.points, found.imu) == ("/lidar/points", "/imu/data")
+
+
+def test_detect_rgbd_folder_bag(tmp_path: Path, kitchen_dir: Path) -> None:
+    out = tmp_path / "k.mcap"
+    r = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(out), "--max-frames", "2"])
+    assert r.exit_code == 0, r.output
+    assert detect_sensor_topics(out) == SensorTopics("/camera/color/image_raw", "/camera/depth/image_raw",
+                                                     "/camera/color/camera_info", None, None)
+
+
+def test_depth_names() -> None:
+    assert _looks_like_depth("/cam/aligned_depth_to_color/image_raw") == 2
+    assert _looks_like_depth("/cam/segmentation") == 0 and _looks_like_depth("/cam/ir/image") == 0
+    assert _looks_like_depth("/stereo/first/image") == 1  # "first" holds "ir" but is not IR
+
+
+def test_replay_picks_nodes_and_topics(walk_bag: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mcap"
+    r = CliRunner().invoke(app, ["replay", str(walk_bag), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "mapper (" in r.output and "lidar_odometry (" in r.output
+    with BagReader(out) as reader:
+        counts = {s.topic: s.count for s in reader.summary()}
+    with BagReader(walk_bag) as reader:
+        src = {s.topic: s.count for s in reader.summary()}
+    assert counts["/ros_gs/lidar/odom"] == src["/lidar/points"]
+    assert counts.get("/ros_gs/odom", 0) > 0
+
+
+def test_replay_of_a_bag_without_sensors_is_a_clear_error(tmp_path: Path) -> None:
+    bag = tmp_path / "empty.mcap"
+    with BagWriter(bag) as w:
+        w.write("/chatter", "std_msgs/msg/String", w.factory("std_msgs/msg/String", data="hi"), 1)
+    r = CliRunner().invoke(app, ["replay", str(bag)])
+    assert r.exit_code != 0 and "no RGB-D" in str(r.exception or r.output)
