@@ -39,6 +39,10 @@ class MapperConfig(BaseModel):
     refine_lr: float = Field(1e-3, gt=0.0, description="refinement step size (rad, m)")
     refine_depth_weight: float = Field(1.0, ge=0.0, description="weight of the depth L1 (m) against the colour L1 (sum over RGB) in the refinement")
 
+    fuse_depth: bool = Field(True, description="average every tracked frame's depth into the Gaussians it sees (along their viewing rays, count-weighted): smoother geometry for tracking than one keyframe's depth")
+    fuse_band: float = Field(0.05, gt=0.0, le=1.0, description="fusion: only Gaussians within this fraction of the observed depth are updated")
+    fuse_max_weight: float = Field(20.0, ge=1.0, description="fusion: cap of the per-Gaussian observation count (older observations fade beyond it)")
+
     # keyframes
     kf_translation: float = Field(0.08, gt=0.0, description="new keyframe after this much translation (m) from the last one")
     kf_rotation_deg: float = Field(8.0, gt=0.0, description="new keyframe after this much rotation (degrees) from the last one")

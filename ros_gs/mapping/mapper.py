@@ -155,6 +155,8 @@ class Mapper:
             else:
                 self._failures = 0
         self.timing["track"] += time.perf_counter() - t0
+        if ok and cfg.fuse_depth and self.map.num_gaussians and not self._lost:
+            self.fuse_depth(f, T)
         is_kf = ok and cfg.update_map and self._is_keyframe(T)
         if is_kf:
             self._add_keyframe(f, src, T)
@@ -224,6 +226,39 @@ class Mapper:
         init = _inv(kf.T_world_cam) @ T_pred
         res = rgbd_odometry(src, kf.o3d, f.K, init, **kw)
         return kf.T_world_cam @ res.T_target_source, res.fitness
+
+    def fuse_depth(self, f: RgbdFrame, T: np.ndarray) -> int:
+        """Average every tracked frame's depth into the Gaussians it sees (surfel-style fusion:
+        the mean slides along its viewing ray to the running, count-weighted mean of the
+        observed depths), so the geometry that tracking renders is smoothed over many frames
+        rather than one keyframe's noisy depth.  Returns how many Gaussians moved."""
+        cfg = self.config
+        with torch.no_grad():
+            slots = self.map.active_slots()
+            mu = self.map.storage("means")[slots].double().numpy()
+            R, t = T[:3, :3], T[:3, 3]
+            pc = (mu - t) @ R  # camera frame
+            z = pc[:, 2]
+            K = f.K
+            front = z > 1e-3
+            u = np.full(len(z), -1)
+            v = np.full(len(z), -1)
+            u[front] = np.round(K[0, 0] * pc[front, 0] / z[front] + K[0, 2]).astype(int)
+            v[front] = np.round(K[1, 1] * pc[front, 1] / z[front] + K[1, 2]).astype(int)
+            inside = front & (u >= 0) & (u < f.width) & (v >= 0) & (v < f.height)
+            idx = np.nonzero(inside)[0]
+            d = f.depth[v[idx], u[idx]]
+            near = (d > 0) & (np.abs(d - z[idx]) < cfg.fuse_band * z[idx])
+            idx, d = idx[near], d[near]
+            if len(idx) == 0:
+                return 0
+            conf = self.map.storage("confidence")
+            c = conf[slots[idx]].double().numpy()
+            z_new = (c * z[idx] + d) / (c + 1.0)
+            pc_new = pc[idx] * (z_new / z[idx])[:, None]
+            self.map.storage("means")[slots[idx]] = torch.as_tensor(pc_new @ R.T + t, dtype=torch.float32)
+            conf[slots[idx]] = torch.as_tensor(np.minimum(c + 1.0, cfg.fuse_max_weight), dtype=conf.dtype)
+        return int(len(idx))
 
     def _refine(self, f: RgbdFrame, T: np.ndarray) -> np.ndarray:
         """Photometric + depth refinement of a tracked pose through the renderer (reduced size)."""

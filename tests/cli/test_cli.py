@@ -26,7 +26,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["replay", "/no/such/bag", "--node", "image_stats"], "does not exist"),
         (["replay", "BAG", "--node", "no_such_node"], "unknown node"),
         (["replay", "BAG", "--node", "image_stats", "--set", "image_stats.heartbeat_period_s=-1"], "heartbeat_period_s"),
-        (["replay", "BAG", "--set", "image_stats.heartbeat_period_s=2"], "does not run"),
+        (["replay", "BAG", "--node", "mapper", "--set", "image_stats.heartbeat_period_s=2"], "does not run"),
+        (["replay", "BAG"], "no RGB-D"),  # no --node: chosen from the topics, and this bag has no sensors
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Path) -> None:
