@@ -38,12 +38,14 @@ demo: setup
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --node image_stats --out $(OUT)/kitchen_stats.mcap --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --out $(OUT)/kitchen_map.mcap --duration 4 --overwrite \
 		--services config/services/demo_save_map.yaml --service-log $(OUT)/kitchen_services.yaml
+	$(VENV)/bin/ros-gs eval $(OUT)/kitchen_map.mcap $(OUT)/kitchen.mcap --plot $(OUT)/kitchen_trajectory.png
 	$(VENV)/bin/ros-gs render $(OUT)/kitchen_map/map.ply $(OUT)/kitchen_map.png --size 640 480 \
 		--intrinsics 585 585 320 240 --pose 0 0 0 0 0 0 1
 	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen_later.mcap --first-frame 60 \
 		--max-frames 40 --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen_later.mcap --out $(OUT)/kitchen_localised.mcap --overwrite \
 		--set mapper.map_path=$(OUT)/kitchen_map --set mapper.mapper.update_map=false
+	$(VENV)/bin/ros-gs eval $(OUT)/kitchen_localised.mcap $(OUT)/kitchen_later.mcap --plot $(OUT)/kitchen_localised.png
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
 		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap

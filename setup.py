@@ -40,6 +40,7 @@ setup(
         "gsplat==1.5.3",  # CUDA rendering backend (compiles its kernels at first use on a GPU)
         "open3d>=0.18",  # registration for tracking, and the dense RGB-D SLAM peer in benchmarks
         "mujoco>=3.2",  # ground-truth scenes (ros_gs.sim; a tool, not a dependency of the core)
+        "matplotlib>=3.7",  # trajectory plots (ros-gs eval)
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["ros-gs = ros_gs.cli.main:main"]},

@@ -246,6 +246,24 @@ def render(
     typer.echo(f"rendered {len(gaussians)} Gaussians at {width}x{height} with backend {result.backend} in {seconds:.3f} s -> {out}")
 
 
+@app.command("eval")
+def eval_cmd(
+    odom_bag: Annotated[Path, typer.Argument(help="bag with the estimate (e.g. the OUT of ros-gs replay)")],
+    gt_bag: Annotated[Path, typer.Argument(help="bag with the ground truth (e.g. the replayed input)")],
+    odom_topic: Annotated[str, typer.Option(help="nav_msgs/Odometry or PoseStamped estimate")] = "/ros_gs/odom",
+    gt_topic: Annotated[str, typer.Option(help="PoseStamped or Odometry ground truth")] = "/ground_truth/pose",
+    plot: Annotated[Optional[Path], typer.Option(help="write a PNG of both trajectories here")] = None,
+) -> None:
+    """ATE RMSE of published odometry against ground truth (matched by stamp, rigidly aligned)."""
+    from ros_gs.mapping.trajectory_eval import evaluate_odometry, plot_trajectories
+
+    r = evaluate_odometry(odom_bag, gt_bag, odom_topic, gt_topic)
+    typer.echo(f"{odom_topic}: {r.matched} of {r.estimated} poses matched; ATE RMSE {r.ate_rmse_m * 100:.2f} cm "
+               f"over a {r.path_m:.2f} m path")
+    if plot is not None:
+        typer.echo(f"  plot: {plot_trajectories(r, plot)}")
+
+
 @app.command()
 def nodes(
     params: Annotated[Optional[str], typer.Option(help="print this node's default parameters as ROS 2 YAML instead")] = None,

@@ -1,0 +1,78 @@
+"""Evaluate published odometry against ground truth stored in bags (`ros-gs eval`).
+
+Poses are matched by header stamp (exactly, as the nodes stamp odometry with the sensor stamp);
+ground truth comes from ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` topics.  The
+estimate and the truth may live in different frames (a mapper's map frame is its first camera),
+so the ATE uses the best rigid alignment (Umeyama).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ros_gs.bags.reader import BagReader
+from ros_gs.errors import DatasetError
+from ros_gs.mapping.evaluation import ate_rmse
+from ros_gs.sensors.poses import pose_msg_to_matrix
+from ros_gs.sensors.stamps import header_stamp_ns
+
+
+@dataclass
+class TrajectoryEval:
+    matched: int
+    estimated: int
+    ate_rmse_m: float
+    path_m: float
+    est_aligned: np.ndarray  # (N, 4, 4)
+    gt: np.ndarray  # (N, 4, 4)
+
+
+def _poses(bag: Path | str, topic: str) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    with BagReader(bag) as reader:
+        for _, msg in reader.messages([topic]):
+            pose = msg.pose.pose if hasattr(msg, "child_frame_id") else msg.pose  # Odometry or PoseStamped
+            out[header_stamp_ns(msg)] = pose_msg_to_matrix(pose)
+    return out
+
+
+def evaluate_odometry(odom_bag: Path | str, gt_bag: Path | str, odom_topic: str = "/ros_gs/odom",
+                      gt_topic: str = "/ground_truth/pose") -> TrajectoryEval:
+    est = _poses(odom_bag, odom_topic)
+    gt = _poses(gt_bag, gt_topic)
+    stamps = sorted(set(est) & set(gt))
+    if len(stamps) < 3:
+        raise DatasetError(f"only {len(stamps)} stamps of {odom_topic} ({len(est)} messages) match {gt_topic} "
+                           f"({len(gt)} messages): need 3 or more")
+    G = np.array([gt[s] for s in stamps])
+    rmse, aligned = ate_rmse([est[s] for s in stamps], G)
+    path = float(np.linalg.norm(np.diff(G[:, :3, 3], axis=0), axis=1).sum())
+    return TrajectoryEval(len(stamps), len(est), rmse, path, aligned, G)
+
+
+def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") -> Path:
+    """Top view (x-y) and side view (x-z) of the aligned estimate over the ground truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    e, g = result.est_aligned[:, :3, 3], result.gt[:, :3, 3]
+    for ax, (i, j, name) in zip(axes, ((0, 1, "x-y"), (0, 2, "x-z"))):
+        ax.plot(g[:, i], g[:, j], "k-", lw=1.5, label="ground truth")
+        ax.plot(e[:, i], e[:, j], "r-", lw=1, label="estimate (aligned)")
+        ax.set_title(name)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best")
+    fig.suptitle(title or f"ATE {result.ate_rmse_m * 100:.2f} cm over {result.path_m:.2f} m ({result.matched} poses)")
+    fig.tight_layout()
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
