@@ -255,7 +255,7 @@ def eval_cmd(
     plot: Annotated[Optional[Path], typer.Option(help="write a PNG of both trajectories here")] = None,
 ) -> None:
     """ATE RMSE of published odometry against ground truth (matched by stamp, rigidly aligned)."""
-    from ros_gs.mapping.trajectory_eval import evaluate_odometry, plot_trajectories
+    from ros_gs.bags.evaluate import evaluate_odometry, plot_trajectories
 
     r = evaluate_odometry(odom_bag, gt_bag, odom_topic, gt_topic)
     typer.echo(f"{odom_topic}: {r.matched} of {r.estimated} poses matched; ATE RMSE {r.ate_rmse_m * 100:.2f} cm "
