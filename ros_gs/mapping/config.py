@@ -72,6 +72,7 @@ class MapperConfig(BaseModel):
     map_iterations: int = Field(15, ge=0, le=1000, description="Adam iterations per keyframe")
     map_iterations_coarse: int = Field(30, ge=0, le=1000, description="extra Adam iterations per keyframe rendered at half resolution (cheaper), before the full-resolution ones")
     keep_optimizer_state: bool = Field(True, description="carry the Adam moments across keyframes (reset when the map storage is reallocated or repacked)")
+    freeze_unseen: bool = Field(True, description="Gaussians that a step's view does not see stay where they are (carried Adam momentum would otherwise keep moving them)")
     window_size: int = Field(5, ge=1, le=100, description="keyframes optimised together: the newest plus randomly drawn older ones")
     depth_weight: float = Field(0.5, ge=0.0, description="weight of the depth L1 (m) against the colour L1")
     lr_means: float = Field(2e-4, gt=0.0)

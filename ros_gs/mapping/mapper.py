@@ -127,6 +127,8 @@ class Mapper:
         return f
 
     def process(self, frame: RgbdFrame) -> PoseEstimate:
+        """Track one frame (relocalise it when lost), fuse its depth into the map, and make it a
+        keyframe when it moved far enough: the one entry of the mapper."""
         cfg = self.config
         f = self.prepare(frame)
         src = to_o3d_rgbd(f.rgb, f.depth)
@@ -155,7 +157,7 @@ class Mapper:
             else:
                 self._failures = 0
         self.timing["track"] += time.perf_counter() - t0
-        if ok and cfg.fuse_depth and self.map.num_gaussians and not self._lost:
+        if ok and cfg.fuse_depth and cfg.update_map and self.map.num_gaussians and not self._lost:
             self.fuse_depth(f, T)
         is_kf = ok and cfg.update_map and self._is_keyframe(T)
         if is_kf:
@@ -424,7 +426,15 @@ class Mapper:
                 loss = loss + cfg.depth_weight * (out.depth[valid] - depth[valid]).abs().mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if cfg.freeze_unseen:
+                # Adam's momentum would keep moving Gaussians this view does not see: keep them
+                seen = params["means"].grad.abs().sum(dim=1) > 0
+                keep = {n: p.detach()[~seen].clone() for n, p in params.items()}
             opt.step()
+            if cfg.freeze_unseen:
+                with torch.no_grad():
+                    for n, p in params.items():
+                        p[~seen] = keep[n]
         m.requires_grad_(False)
         with torch.no_grad():
             bad = (m.opacities < cfg.prune_opacity) | (m.scales.max(dim=1).values > cfg.prune_max_scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
 from ros_gs.datasets.rgbd_folder import RgbdFolder
@@ -80,6 +81,7 @@ def test_relocalise_and_localise_in_a_saved_map(replay, kitchen_dir, tmp_path):
     loc = Mapper.load(tmp_path / "map", MapperConfig(update_map=False))
     assert len(loc.keyframes) == len(m.keyframes) and loc.keyframes[0].frame.depth.max() > 0.5
     n0 = loc.map.num_gaussians
+    means0 = loc.map.means.clone()
     ds = RgbdFolder(kitchen_dir)
     idx = list(range(61, 100, 2))
     est = [loc.process(RgbdFrame.from_folder_frame(ds[i], ds.K)) for i in idx]
@@ -88,6 +90,7 @@ def test_relocalise_and_localise_in_a_saved_map(replay, kitchen_dir, tmp_path):
     assert all(e.ok for e in est) and loc.relocalisations == {"tried": 1, "succeeded": 1}
     assert err[0] < 0.03 and max(err) < 0.04, np.round(err, 3)
     assert loc.map.num_gaussians == n0 and len(loc.keyframes) == len(m.keyframes)
+    assert torch.equal(loc.map.means, means0)  # localise only: the map is read, never written
 
 
 def test_relocalisation_fails_cleanly_in_the_wrong_map(replay, tmp_path):

@@ -63,3 +63,47 @@ def test_lidar_odometry_node_on_walkthrough(walkthrough_bag: Path, tmp_path: Pat
     assert travel > 1.0
     assert ate < 0.02, ate  # issue requirement for the walkthrough: < 2 cm
     assert (node.imu_priors >= len(scans) - 2) if imu else node.imu_priors == 0
+
+
+def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
+    """A scan without x/y/z, a scan older than the last, an oversized scan and a NaN gyro
+    sample are each a counted skip; the node keeps publishing for the good scans."""
+    from ros_gs.bags.writer import BagWriter
+    from ros_gs.nodes.lidar_odometry import LidarOdometryNode
+    from ros_gs.sensors.imu import ImuSample, imu_to_msg
+    from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
+
+    rng = np.random.default_rng(0)
+    good = np.zeros(3000, np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32)]))
+    pts = rng.uniform(-5, 5, (3000, 3))
+    pts[:1000, 2] = -1.0  # a floor and two walls: enough structure to register
+    pts[1000:2000, 0] = 4.0
+    pts[2000:, 1] = 3.0
+    good["x"], good["y"], good["z"] = pts.T
+    no_xyz = np.zeros(10, np.dtype([("intensity", np.float32)]))
+    bag = tmp_path / "bad.mcap"
+    t0 = 1_000_000_000
+    with BagWriter(bag) as w:
+        make = w.factory
+
+        def scan(cloud, t, log=None):
+            w.write("/lidar/points", "sensor_msgs/msg/PointCloud2", array_to_pointcloud2(make, cloud, t, "lidar"), log or t)
+
+        scan(good, t0)
+        scan(no_xyz, t0 + 100_000_000)
+        scan(good, t0 + 200_000_000)
+        scan(good, t0 + 150_000_000, log=t0 + 250_000_000)  # arrives later, stamped earlier: time went backwards
+        scan(np.tile(good, 2), t0 + 300_000_000)  # 6000 points > max_points below
+        imu = imu_to_msg(make, ImuSample(t0 + 10_000_000, "imu", None, np.zeros(3), np.zeros(3)))
+        imu.angular_velocity.x = float("nan")  # a corrupt sample from the driver
+        w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 10_000_000)
+    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"lidar_odometry": {"max_points": 5000, "lidar": {"min_range": 0.1}}})
+    node = rt.add_node(LidarOdometryNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    assert sum(report.skipped.values()) == 4, report.skipped
+    assert node.scans == 2
+    with BagReader(tmp_path / "out.mcap") as reader:
+        odom = [m for _, m in reader.messages(["/ros_gs/odom"])]
+    assert [header_stamp_ns(m) for m in odom] == [t0, t0 + 200_000_000]
+    assert np.allclose(pose_msg_to_matrix(odom[1].pose.pose), np.eye(4), atol=1e-3)  # the same scan: no motion
