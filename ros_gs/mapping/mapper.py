@@ -44,15 +44,41 @@ class PoseEstimate:
 
 @dataclass
 class Keyframe:
+    """A keyframe holds its frame compactly (uint8 colour, float32 metres depth, at the
+    processing resolution); the float tensors the optimiser fits and the open3d image that
+    registration needs are built on use (~1 ms), so a 320x240 keyframe costs ~0.5 MB, not the
+    ~3.5 MB of keeping every form: keyframe memory is what grows on long sequences."""
+
     index: int  # frame counter
     stamp_ns: int
     T_world_cam: np.ndarray
-    rgb: torch.Tensor  # (H, W, 3) float [0, 1]
-    depth: torch.Tensor  # (H, W) metres, 0 invalid
-    K: np.ndarray  # OpenCV K of the processing resolution
     frame: RgbdFrame = field(repr=False)
-    half: tuple | None = field(default=None, repr=False)  # half-resolution (rgb, depth, K), lazily
-    o3d: object = field(default=None, repr=False)  # open3d RGBDImage for keyframe-to-keyframe registration
+
+    @property
+    def K(self) -> np.ndarray:
+        return self.frame.K
+
+    @property
+    def rgb(self) -> torch.Tensor:
+        """(H, W, 3) float [0, 1]."""
+        return torch.from_numpy(self.frame.rgb.astype(np.float32) / 255.0)
+
+    @property
+    def depth(self) -> torch.Tensor:
+        """(H, W) metres, 0 = invalid (shares memory with the frame)."""
+        return torch.from_numpy(self.frame.depth)
+
+    @property
+    def o3d(self):
+        """open3d RGBDImage for keyframe registration."""
+        return to_o3d_rgbd(self.frame.rgb, self.frame.depth)
+
+    def target(self, coarse: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Colour, depth and K the map is fitted to, at full or half resolution."""
+        if not coarse:
+            return self.rgb, self.depth, self.K
+        h = downscale(self.frame, 2)
+        return torch.from_numpy(h.rgb.astype(np.float32) / 255.0), torch.from_numpy(h.depth), h.K
 
 
 def _rot_angle_deg(R: np.ndarray) -> float:
@@ -284,8 +310,7 @@ class Mapper:
     # ------------------------------------------------------------------ mapping
     def _add_keyframe(self, f: RgbdFrame, src, T: np.ndarray) -> None:
         t0 = time.perf_counter()
-        kf = Keyframe(self._frames, int(f.stamp_ns), T.copy(), torch.from_numpy(f.rgb.astype(np.float32) / 255.0),
-                      torch.from_numpy(f.depth.copy()), f.K.copy(), f, o3d=src)
+        kf = Keyframe(self._frames, int(f.stamp_ns), T.copy(), f)
         self.keyframes.append(kf)
         self._ref_kf = len(self.keyframes) - 1
         if self.config.pose_graph:
@@ -407,14 +432,17 @@ class Mapper:
         if cfg.keep_optimizer_state and self._opt_state is not None and self._opt_version == m.storage_version:
             opt.load_state_dict(self._opt_state)
         cams: dict = {}
+        targets: dict = {}
         total = iterations + cfg.map_iterations_coarse
         for it in range(total):
             coarse = it < cfg.map_iterations_coarse
             j = it if coarse else it - cfg.map_iterations_coarse
             i = window[0] if j % 2 == 0 or len(window) == 1 else window[1 + (j // 2) % (len(window) - 1)]
             kf = self.keyframes[i]
-            rgb, depth, K = self._kf_target(kf, coarse)
             key = (i, coarse)
+            if key not in targets:
+                targets[key] = kf.target(coarse)
+            rgb, depth, K = targets[key]
             if key not in cams:
                 cams[key] = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                              torch.as_tensor(kf.T_world_cam, dtype=torch.float32),
@@ -449,15 +477,6 @@ class Mapper:
                             st[name][dead] = 0.0
                 self._opt_state = opt.state_dict()
                 self._opt_version = m.storage_version
-
-    def _kf_target(self, kf: Keyframe, coarse: bool) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Colour, depth and K a keyframe is fitted to, at full or half resolution (cached)."""
-        if not coarse:
-            return kf.rgb, kf.depth, kf.K
-        if kf.half is None:
-            h = downscale(kf.frame, 2)
-            kf.half = (torch.from_numpy(h.rgb.astype(np.float32) / 255.0), torch.from_numpy(h.depth.copy()), h.K)
-        return kf.half
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -520,8 +539,7 @@ class Mapper:
                 depth = np.asarray(Image.open(path / "keyframes" / f"{i:05d}_depth.png"), dtype=np.float32) / 1000.0
                 T = orthonormalize(np.asarray(k["T_world_cam"], np.float64))
                 f = RgbdFrame(int(k["stamp_ns"]), rgb, depth, np.asarray(k["K"], np.float64))
-                m.keyframes.append(Keyframe(int(k["index"]), f.stamp_ns, T, torch.from_numpy(rgb.astype(np.float32) / 255.0),
-                                            torch.from_numpy(depth.copy()), f.K, f, o3d=to_o3d_rgbd(rgb, depth)))
+                m.keyframes.append(Keyframe(int(k["index"]), f.stamp_ns, T, f))
                 m.graph.add_node(T)
             for e in meta.get("edges", []):
                 if not (0 <= int(e["source"]) < len(m.keyframes) and 0 <= int(e["target"]) < len(m.keyframes)):

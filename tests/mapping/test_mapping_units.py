@@ -112,7 +112,7 @@ def test_seeding_places_gaussians_on_the_surface_and_not_twice():
     cfg = MapperConfig(target_width=64, seed_stride=2, map_iterations=0)
     m = Mapper(cfg)
     f = _plane_frame()
-    kf = Keyframe(0, 0, np.eye(4), torch.from_numpy(f.rgb / 255.0).float(), torch.from_numpy(f.depth), f.K, f)
+    kf = Keyframe(0, 0, np.eye(4), f)
     n = m.seed(kf)
     assert n == 32 * 24
     means = m.map.means.numpy()
@@ -130,7 +130,7 @@ def test_seeding_places_gaussians_on_the_surface_and_not_twice():
     assert m.seed(kf) == 0
     # a surface in front of the map is seeded
     near = RgbdFrame(0, f.rgb, np.full_like(f.depth, 1.0), f.K)
-    kf2 = Keyframe(1, 0, np.eye(4), kf.rgb, torch.from_numpy(near.depth), f.K, near)
+    kf2 = Keyframe(1, 0, np.eye(4), near)
     assert m.seed(kf2) == 32 * 24
 
 
@@ -148,7 +148,7 @@ def test_depth_fusion_averages_observations_along_the_rays():
     cfg = MapperConfig(target_width=64, seed_stride=2, map_iterations=0, fuse_band=0.05)
     m = Mapper(cfg)
     f = _plane_frame()
-    kf = Keyframe(0, 0, np.eye(4), torch.from_numpy(f.rgb / 255.0).float(), torch.from_numpy(f.depth), f.K, f)
+    kf = Keyframe(0, 0, np.eye(4), f)
     m.seed(kf)
     before = m.map.means.numpy().copy()
     far = RgbdFrame(0, f.rgb, np.full_like(f.depth, 3.0), f.K)
@@ -183,14 +183,14 @@ def test_unseen_gaussians_do_not_drift_on_optimizer_momentum(freeze):
     rgb_shift = f.rgb.copy()
     rgb_shift[..., 2] = 90  # a colour the seeds do not have: a real gradient on A
     fa = RgbdFrame(0, rgb_shift, f.depth, f.K)
-    kf0 = Keyframe(0, 0, np.eye(4), torch.from_numpy(fa.rgb / 255.0).float(), torch.from_numpy(fa.depth), f.K, fa)
+    kf0 = Keyframe(0, 0, np.eye(4), fa)
     m.seed(kf0)
     m.keyframes.append(kf0)
     m.optimise(5)
     n_a = m.map.num_gaussians
     a_before = m.map.means[:n_a].clone(), m.map.sh[:n_a].clone()
     T1 = np.diag([-1.0, 1.0, -1.0, 1.0])  # turned 180 deg about y: looks down -z
-    kf1 = Keyframe(1, 1, T1, torch.from_numpy(fa.rgb / 255.0).float(), torch.from_numpy(fa.depth), f.K, fa)
+    kf1 = Keyframe(1, 1, T1, fa)
     m.seed(kf1)
     m.keyframes.append(kf1)
     assert m.map.num_gaussians == 2 * n_a
