@@ -36,6 +36,7 @@ PIP_TO_ROSDEP = {
     "scipy": "python3-scipy",
     "tqdm": "python3-tqdm",
     "pillow": "python3-pil",
+    "matplotlib": "python3-matplotlib",
 }
 #: Requirements without a rosdep key: installed with pip, and package.xml must say so.
 PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d"}
