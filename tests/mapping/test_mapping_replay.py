@@ -124,23 +124,28 @@ def test_damaged_map_folder_is_a_clear_error(replay, tmp_path):
 
 
 def test_photometric_refinement_pulls_a_perturbed_pose_back(replay):
-    """Refining through the renderer moves a keyframe pose that was pushed 2 cm / 1.5 deg off
-    back towards the pose the map was built from (a wrong gradient sign or frame would push it
-    further away)."""
+    """Refining through the renderer moves keyframe poses that were pushed 2 cm / 1.5 deg off
+    back towards the poses the map was built from (a wrong gradient sign or frame would push
+    them further away).  Averaged over three keyframes: the map (and so the margin) varies a
+    little from run to run with open3d's threaded odometry."""
+    from ros_gs.mapping import downscale
     from ros_gs.mapping.photometric import refine_pose
 
     m = replay[0]
-    kf = m.keyframes[len(m.keyframes) // 2]
-    off = kf.T_world_cam.copy()
-    off[:3, :3] = off[:3, :3] @ Rotation.from_rotvec(np.radians([0.9, -1.2, 0.0])).as_matrix()
-    off[:3, 3] += off[:3, :3] @ np.array([0.015, -0.01, 0.008])
-    f = kf.frame
-    T = refine_pose(m.map, off, f.rgb, f.depth, f.K, iterations=40, lr=1e-3)
 
-    def err(A):
-        d = np.linalg.inv(kf.T_world_cam) @ A
+    def err(A, B):
+        d = np.linalg.inv(B) @ A
         return np.linalg.norm(d[:3, 3]), np.degrees(Rotation.from_matrix(d[:3, :3]).magnitude())
 
-    t0, r0 = err(off)
-    t1, r1 = err(T)
-    assert t1 < 0.75 * t0 and r1 < 0.5 * r0, (t0, r0, t1, r1)  # measured: 1.97 -> 1.36 cm, 1.5 -> 0.59 deg
+    before, after = [], []
+    for kf in m.keyframes[:3]:
+        off = kf.T_world_cam.copy()
+        off[:3, :3] = off[:3, :3] @ Rotation.from_rotvec(np.radians([0.9, -1.2, 0.0])).as_matrix()
+        off[:3, 3] += off[:3, :3] @ np.array([0.015, -0.01, 0.008])
+        f = downscale(kf.frame, 2)  # 160x120: cheap iterations
+        T = refine_pose(m.map, off, f.rgb, f.depth, f.K, iterations=100, lr=1e-3)
+        before.append(err(off, kf.T_world_cam))
+        after.append(err(T, kf.T_world_cam))
+    (t0, r0), (t1, r1) = np.mean(before, axis=0), np.mean(after, axis=0)
+    print(f"refinement: {t0 * 100:.2f} cm / {r0:.2f} deg -> {t1 * 100:.2f} cm / {r1:.2f} deg")
+    assert t1 < 0.5 * t0 and r1 < 0.3 * r0, (before, after)  # measured: 1.97 -> 0.34 cm, 1.50 -> 0.11 deg
