@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig, se3_exp, se3_log
 
@@ -85,3 +86,23 @@ def test_walkthrough_ate():
     travel = float(np.linalg.norm(pg[-1] - pg[0]))
     print(f"walkthrough: {len(scans)} scans, travel {travel:.3f} m, ATE RMSE {ate * 100:.2f} cm")
     assert ate < 0.02, ate
+
+
+def test_gyro_integration_against_closed_forms():
+    from ros_gs.mapping.imu_rotation import GyroIntegrator
+
+    g = GyroIntegrator()
+    w = np.array([0.3, -0.2, 1.0])
+    for k in range(101):  # 100 Hz, 1 s, constant rate: R = exp(w t) exactly
+        assert g.add(k * 10_000_000, w)
+    R = g.rotation(0, 500_000_000)
+    assert np.allclose(Rotation.from_matrix(R).as_rotvec(), w * 0.5, atol=1e-9)
+    R = g.rotation(105_000_000, 333_000_000)  # between samples: interpolated ends
+    assert np.allclose(Rotation.from_matrix(R).as_rotvec(), w * 0.228, atol=1e-9)
+    assert not g.add(5, w) and g.out_of_order == 1  # older than the last: refused, counted
+    assert not g.add(2_000_000_000, [np.nan, 0, 0])
+    assert g.rotation(0, 2_000_000_000) is None  # past the last sample: no prior
+    g2 = GyroIntegrator()
+    for t in (0, 10_000_000, 200_000_000, 210_000_000):  # a 190 ms hole
+        g2.add(t, w)
+    assert g2.rotation(0, 210_000_000) is None
