@@ -27,22 +27,19 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "lidar.json")
     args = ap.parse_args()
     os.environ.setdefault("MUJOCO_GL", "osmesa")
+    from ros_gs.bags.evaluate import first_pose_errors, tf_ground_truth
     from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
     from ros_gs.bags.reader import BagReader
     from ros_gs.nodes.lidar_odometry import LidarOdometryNode
     from ros_gs.runtime.replay import ReplayRuntime
     from ros_gs.sensors.poses import pose_msg_to_matrix
     from ros_gs.sensors.stamps import header_stamp_ns
-    from ros_gs.sensors.tf_buffer import TfBuffer
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         bag = Path(tmp) / "walk.mcap"
         mujoco_scene_to_bag("walkthrough", bag, duration_s=args.duration, num_cameras=0, progress=False)
-        tf = TfBuffer(cache_ns=int((args.duration + 5) * 1e9))  # ground truth for the whole run
-        with BagReader(bag) as reader:
-            for raw, msg in reader.messages(["/ground_truth/tf", "/tf_static"]):
-                tf.add_tf_message(msg, static=raw.topic == "/tf_static")
+        tf = tf_ground_truth(bag)
         rig_lidar = tf.lookup("rig", "lidar").matrix
         for imu in (True, False):
             out = Path(tmp) / f"odom_{imu}.mcap"
@@ -57,8 +54,7 @@ def main() -> None:
             stamps = [header_stamp_ns(m) for m in odom]
             gt = [tf.lookup("world", "gt/rig", s).matrix @ rig_lidar for s in stamps]
             est = [pose_msg_to_matrix(m.pose.pose) for m in odom]
-            align = gt[0] @ np.linalg.inv(est[0])
-            err = np.array([np.linalg.norm((align @ e)[:3, 3] - g[:3, 3]) for e, g in zip(est, gt)])
+            err = first_pose_errors(est, gt)
             path = float(sum(np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip(gt, gt[1:])))
             results.append({"system": "lidar_odometry node" + (" + gyro prior" if imu else ""), "scans": len(odom),
                             "duration_s": args.duration, "path_m": path, "ate_rmse_m": float(np.sqrt(np.mean(err ** 2))),

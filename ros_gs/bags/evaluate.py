@@ -18,6 +18,7 @@ from ros_gs.errors import DatasetError
 from ros_gs.mapping.evaluation import ate_rmse
 from ros_gs.sensors.poses import pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns
+from ros_gs.sensors.tf_buffer import TfBuffer
 
 
 @dataclass
@@ -37,6 +38,26 @@ def _poses(bag: Path | str, topic: str) -> dict[int, np.ndarray]:
             pose = msg.pose.pose if hasattr(msg, "child_frame_id") else msg.pose  # Odometry or PoseStamped
             out[header_stamp_ns(msg)] = pose_msg_to_matrix(pose)
     return out
+
+
+def tf_ground_truth(bag: Path | str, topics: tuple[str, ...] = ("/ground_truth/tf", "/tf_static")) -> TfBuffer:
+    """Every transform of ``topics`` in one TF buffer whose cache spans the whole bag (so poses
+    can be looked up at any stamp afterwards); ``/tf_static`` is added as static."""
+    with BagReader(bag) as reader:
+        spans = [(s.first_ns, s.last_ns) for s in reader.summary() if s.topic in topics and s.count]
+        cache = max((b - a for a, b in spans), default=0) + 1_000_000_000
+        tf = TfBuffer(cache_ns=cache)
+        for raw, msg in reader.messages(list(topics)):
+            tf.add_tf_message(msg, static=raw.topic == "/tf_static")
+    return tf
+
+
+def first_pose_errors(est: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarray:
+    """Position error of each estimated pose after moving the estimate's frame so that its
+    first pose coincides with the first ground-truth pose: how odometry that starts in its own
+    frame (the first scan's) is judged."""
+    align = gt[0] @ np.linalg.inv(est[0])
+    return np.array([np.linalg.norm((align @ e)[:3, 3] - g[:3, 3]) for e, g in zip(est, gt)])
 
 
 def evaluate_odometry(odom_bag: Path | str, gt_bag: Path | str, odom_topic: str = "/ros_gs/odom",

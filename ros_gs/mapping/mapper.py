@@ -235,10 +235,14 @@ class Mapper:
         return np.array([self.current_pose(i) for i in range(len(self.trajectory))])
 
     # ------------------------------------------------------------------ tracking
+    def _odometry_kwargs(self, method: str) -> dict:
+        cfg = self.config
+        return dict(method=method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
+                    depth_outlier_trunc=cfg.depth_outlier_trunc)
+
     def _track(self, f: RgbdFrame, src, T_pred: np.ndarray) -> tuple[np.ndarray, float]:
         cfg = self.config
-        kw = dict(method=cfg.odometry_method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
-                  depth_outlier_trunc=cfg.depth_outlier_trunc)
+        kw = self._odometry_kwargs(cfg.odometry_method)
         if cfg.tracking == "model" and self.map.num_gaussians > 0:
             out = self.render(T_pred, f.K, f.width, f.height)
             alpha = out.alpha.numpy()
@@ -315,7 +319,7 @@ class Mapper:
         self._ref_kf = len(self.keyframes) - 1
         if self.config.pose_graph:
             tg = time.perf_counter()
-            self._update_graph()
+            self._update_graph(src)
             self.timing["graph"] += time.perf_counter() - tg
             t0 += time.perf_counter() - tg
         self.seed(kf)
@@ -324,21 +328,21 @@ class Mapper:
         self.timing["seed"] += t1 - t0
         self.timing["optimise"] += time.perf_counter() - t1
 
-    def _update_graph(self) -> None:
-        """Register the newest keyframe against overlapping earlier ones, optimise the pose graph
-        and move keyframes (and the Gaussians they seeded) to the optimised poses."""
+    def _update_graph(self, src) -> None:
+        """Register the newest keyframe (``src``: its open3d image, already built for tracking)
+        against overlapping earlier ones, optimise the pose graph and move keyframes (and the
+        Gaussians they seeded) to the optimised poses."""
         cfg = self.config
         k = len(self.keyframes) - 1
         new = self.keyframes[k]
         self.graph.add_node(new.T_world_cam)
         if k == 0:
             return
-        kw = dict(method=cfg.graph_method, iterations=cfg.odometry_iterations, depth_max=cfg.depth_max,
-                  depth_outlier_trunc=cfg.depth_outlier_trunc)
+        kw = self._odometry_kwargs(cfg.graph_method)
         # the tracked motion from the previous keyframe keeps the graph connected
         prev = self.keyframes[k - 1]
         T_seq = _inv(prev.T_world_cam) @ new.T_world_cam
-        self.graph.add_edge(k, k - 1, T_seq, information_matrix(new.o3d, prev.o3d, new.K, T_seq, cfg), False)
+        self.graph.add_edge(k, k - 1, T_seq, information_matrix(src, prev.o3d, new.K, T_seq, cfg), False)
         poses = [kf.T_world_cam for kf in self.keyframes]
         cands = view_overlap_candidates(poses, k, cfg.graph_radius, cfg.graph_max_angle_deg)
         local = [j for j in cands if k - j < cfg.loop_min_separation][: cfg.graph_edges]
@@ -347,13 +351,14 @@ class Mapper:
         for j in local + loops:
             is_loop = k - j >= cfg.loop_min_separation
             init = _inv(poses[j]) @ poses[k]
-            res = rgbd_odometry(new.o3d, self.keyframes[j].o3d, new.K, init, **kw)
+            target = self.keyframes[j].o3d  # built on use: once per candidate
+            res = rgbd_odometry(src, target, new.K, init, **kw)
             d = _inv(init) @ res.T_target_source
             far = np.linalg.norm(d[:3, 3]) > cfg.graph_max_jump or _rot_angle_deg(d[:3, :3]) > cfg.graph_max_jump_deg
             if res.fitness < cfg.graph_min_fitness or not np.isfinite(res.T_target_source).all() or (far and not is_loop):
                 self.graph_stats["rejected"] += 1
                 continue
-            info = information_matrix(new.o3d, self.keyframes[j].o3d, new.K, res.T_target_source, cfg)
+            info = information_matrix(src, target, new.K, res.T_target_source, cfg)
             self.graph.add_edge(k, j, res.T_target_source, info, uncertain=is_loop)
             self.graph_stats["edges"] += 1
             self.graph_stats["loop_edges"] += int(is_loop)
