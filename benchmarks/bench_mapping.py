@@ -30,9 +30,9 @@ def _load(data: Path, n: int):
     from ros_gs.datasets.rgbd_folder import RgbdFolder
     from ros_gs.mapping import RgbdFrame
 
-    ds = RgbdFolder(data)
+    ds = RgbdFolder(data, color="kinect-v1")  # 7-Scenes: colour is not registered to depth
     n = min(n, len(ds))
-    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K) for i in range(n)]
+    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color) for i in range(n)]
     gt = np.array([ds[i].pose_c2w for i in range(n)])
     return frames, gt
 

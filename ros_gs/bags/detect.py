@@ -26,6 +26,7 @@ class SensorTopics:
     rgb: str | None = None
     depth: str | None = None
     info: str | None = None
+    depth_info: str | None = None  # the depth camera's own CameraInfo (depth not registered to colour)
     points: str | None = None
     imu: str | None = None
 
@@ -64,6 +65,9 @@ def detect_sensor_topics(bag: Path | str) -> SensorTopics:
         # the pair from one camera namespace (longest shared prefix), depth-named first
         _, out.rgb, out.depth = max(((_common_prefix(c, d), _looks_like_depth(d)), c, d) for c in colour for d in depth)
         out.info = max(infos, key=lambda i: (_common_prefix(i, out.rgb), "color" in i or "rgb" in i, -len(i)))
+        own = [i for i in infos if i != out.info and _common_prefix(i, out.depth) > _common_prefix(i, out.rgb)]
+        if own:
+            out.depth_info = max(own, key=lambda i: (_common_prefix(i, out.depth), -len(i)))
     clouds = sorted((s for s in summary if s.msgtype == "sensor_msgs/msg/PointCloud2"), key=lambda s: -s.count)
     if clouds:
         out.points = clouds[0].topic

@@ -5,11 +5,14 @@ source files bit for bit):
 
 - ``/camera/color/image_raw``   sensor_msgs/Image rgb8, frame ``camera_color_optical_frame``
 - ``/camera/depth/image_raw``   sensor_msgs/Image 16UC1 millimetres (0 = no return), frame
-  ``camera_depth_optical_frame`` (identity to colour: 7-Scenes depth is only approximately
-  registered, and shares the colour intrinsics)
-- ``/camera/color/camera_info``, ``/camera/depth/camera_info``  sensor_msgs/CameraInfo
-- ``/tf_static`` colour -> depth optical frames (identity), once, transient-local
-- ``/tf``  ``world`` -> ``camera_color_optical_frame``: the ground-truth camera pose
+  ``camera_depth_optical_frame``
+- ``/camera/color/camera_info``, ``/camera/depth/camera_info``  sensor_msgs/CameraInfo: the
+  folder's K for depth; for colour the colour camera's own K when one is given (``color``,
+  e.g. ``kinect-v1`` for 7-Scenes, whose colour is not registered to depth), else the same K
+- ``/tf_static`` depth -> colour optical frames (the colour camera's extrinsic; identity when
+  registered), once, transient-local
+- ``/tf``  ``world`` -> ``camera_depth_optical_frame``: the ground-truth pose (the folder's
+  poses are the depth camera's, as in 7-Scenes' KinectFusion poses)
 - ``/ground_truth/pose``  geometry_msgs/PoseStamped, the same pose
 """
 
@@ -22,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ros_gs.bags.writer import BagWriter
-from ros_gs.datasets.rgbd_folder import DEFAULT_START_NS, RgbdFolder
+from ros_gs.datasets.rgbd_folder import DEFAULT_START_NS, ColorCamera, RgbdFolder
 from ros_gs.errors import ConfigError
 from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS
 from ros_gs.sensors.camera import PinholeCamera, camera_to_info
@@ -55,27 +58,32 @@ def rgbd_folder_to_bag(
     first_frame: int = 0,
     step: int = 1,
     start_ns: int = DEFAULT_START_NS,
+    color: ColorCamera | str | None = None,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict[str, int]:
     """Write the folder's frames ``first_frame, first_frame + step, ...`` (at most ``max_frames``)
-    to ``out`` (MCAP), stamped at their own index / fps; returns messages written per topic."""
+    to ``out`` (MCAP), stamped at their own index / fps; returns messages written per topic.
+    ``color``: the colour camera when colour is not registered to depth (see :class:`RgbdFolder`)."""
     if first_frame < 0 or step < 1:
         raise ConfigError(f"first_frame must be >= 0 and step >= 1, got {first_frame}, {step}")
-    data = RgbdFolder(folder, fps=fps, start_ns=start_ns)
+    data = RgbdFolder(folder, fps=fps, start_ns=start_ns, color=color)
     indices = list(range(first_frame, len(data), step))
     if max_frames is not None:
         indices = indices[: max(0, max_frames)]
     n = len(indices)
     with BagWriter(out, overwrite=overwrite) as bag:
         make = bag.factory
+        color_K, T_depth_color = data.K, np.eye(4)
+        if data.color is not None:
+            color_K, T_depth_color = data.color.K, np.linalg.inv(data.color.T_color_depth)
         cams = {
-            key: PinholeCamera(width=data.width, height=data.height, K=data.K, frame_id=frame)
-            for key, frame in (("color_info", COLOR_FRAME), ("depth_info", DEPTH_FRAME))
+            "color_info": PinholeCamera(width=data.width, height=data.height, K=color_K, frame_id=COLOR_FRAME),
+            "depth_info": PinholeCamera(width=data.width, height=data.height, K=data.K, frame_id=DEPTH_FRAME),
         }
         static = make(
             "tf2_msgs/msg/TFMessage",
-            transforms=[matrix_to_transform_stamped(make, np.eye(4), make_header(make, start_ns, COLOR_FRAME), DEPTH_FRAME)],
+            transforms=[matrix_to_transform_stamped(make, T_depth_color, make_header(make, start_ns, DEPTH_FRAME), COLOR_FRAME)],
         )
         bag.write(TOPICS["tf_static"], "tf2_msgs/msg/TFMessage", static, start_ns, LATCHED_QOS)
         missing_pose = 0
@@ -88,7 +96,7 @@ def rgbd_folder_to_bag(
                 missing_pose += 1
             else:
                 header = make_header(make, t, WORLD)
-                tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, COLOR_FRAME)])
+                tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, DEPTH_FRAME)])
                 bag.write(TOPICS["tf"], "tf2_msgs/msg/TFMessage", tf, t)
                 bag.write(TOPICS["gt_pose"], "geometry_msgs/msg/PoseStamped", matrix_to_pose_stamped(make, frame.pose_c2w, header), t)
             bag.write(TOPICS["color"], "sensor_msgs/msg/Image", numpy_to_image(make, frame.rgb, "rgb8", t, COLOR_FRAME), t, SENSOR_QOS)

@@ -38,13 +38,14 @@ def bag_from_rgbd(
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
     first_frame: Annotated[int, typer.Option(help="index of the first frame written")] = 0,
     step: Annotated[int, typer.Option(help="write every step-th frame (stamps keep the source timing)")] = 1,
+    color_camera: Annotated[Optional[str], typer.Option(help="colour camera when colour is not registered to depth: kinect-v1 (7-Scenes); default: registered")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """RGB-D frames with ground-truth poses -> Image, CameraInfo, /tf and /ground_truth/pose."""
     from ros_gs.bags.from_rgbd import rgbd_folder_to_bag
 
     counts = rgbd_folder_to_bag(folder, out, fps=fps, max_frames=max_frames, first_frame=first_frame, step=step,
-                                overwrite=overwrite)
+                                color=color_camera, overwrite=overwrite)
     typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
 
 
@@ -124,7 +125,8 @@ def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: 
     nodes: list[str] = []
     if found.rgbd:
         nodes.append("mapper")
-        for key, topic in (("rgb_topic", found.rgb), ("depth_topic", found.depth), ("info_topic", found.info)):
+        for key, topic in (("rgb_topic", found.rgb), ("depth_topic", found.depth), ("info_topic", found.info),
+                           ("depth_info_topic", found.depth_info or "")):
             overrides.setdefault("mapper", {}).setdefault(key, topic)
     if found.points:
         nodes.append("lidar_odometry")

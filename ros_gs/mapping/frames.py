@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import map_coordinates
 
 from ros_gs.errors import ConfigError
 from ros_gs.render.camera import render_K  # noqa: F401  (re-exported: part of the mapping API)
@@ -24,38 +25,68 @@ from ros_gs.render.camera import render_K  # noqa: F401  (re-exported: part of t
 @dataclass
 class RgbdFrame:
     """One RGB-D frame: rgb (H, W, 3) uint8; depth (H, W) float32 metres (NaN or 0 = invalid);
-    K (3, 3) OpenCV/ROS convention (integer pixel centres)."""
+    K (3, 3) OpenCV/ROS convention (integer pixel centres).
+
+    Registered frames (colour pixel (i, j) sees what depth pixel (i, j) measured) leave
+    ``color_K`` None.  Unregistered ones give the colour camera's own ``color_K`` and the rigid
+    ``T_color_depth`` (depth-camera coordinates -> colour-camera coordinates); ``K`` and the
+    estimated poses are then the depth camera's, and the colour image may have any size:
+    :func:`register_frame` resamples it onto the depth grid."""
 
     stamp_ns: int
     rgb: np.ndarray
     depth: np.ndarray
     K: np.ndarray
+    color_K: np.ndarray | None = None
+    T_color_depth: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.rgb = np.asarray(self.rgb)
         self.depth = np.asarray(self.depth, dtype=np.float32)
-        self.K = np.asarray(self.K, dtype=np.float64)
+        self.K = _check_K(self.K, "K")
         if self.rgb.ndim != 3 or self.rgb.shape[2] != 3 or self.rgb.dtype != np.uint8:
             raise ConfigError(f"RgbdFrame.rgb must be (H, W, 3) uint8, got {self.rgb.dtype} {self.rgb.shape}")
-        if self.depth.shape != self.rgb.shape[:2]:
-            raise ConfigError(f"RgbdFrame.depth must be {self.rgb.shape[:2]}, got {self.depth.shape}")
-        if self.K.shape != (3, 3) or not np.isfinite(self.K).all() or self.K[0, 0] <= 0 or self.K[1, 1] <= 0:
-            raise ConfigError(f"RgbdFrame.K must be a finite 3x3 with positive focal lengths, got {self.K.tolist()}")
+        if self.depth.ndim != 2:
+            raise ConfigError(f"RgbdFrame.depth must be (H, W), got {self.depth.shape}")
+        if self.color_K is None:
+            if self.depth.shape != self.rgb.shape[:2]:
+                raise ConfigError(f"RgbdFrame.depth must be {self.rgb.shape[:2]} (registered), got {self.depth.shape}")
+            return
+        self.color_K = _check_K(self.color_K, "color_K")
+        T = np.eye(4) if self.T_color_depth is None else np.asarray(self.T_color_depth, dtype=np.float64)
+        if T.shape != (4, 4) or not np.isfinite(T).all() or not np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-4):
+            raise ConfigError(f"RgbdFrame.T_color_depth must be a finite rigid 4x4, got {T.tolist()}")
+        self.T_color_depth = T
+
+    @property
+    def registered(self) -> bool:
+        """True when colour and depth share one pixel grid (no resampling needed)."""
+        return self.color_K is None
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return int(self.depth.shape[0])
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return int(self.depth.shape[1])
 
     @classmethod
-    def from_folder_frame(cls, f, K: np.ndarray) -> "RgbdFrame":
-        """From a :class:`ros_gs.datasets.rgbd_folder.RgbdFrame` (uint16 mm depth)."""
+    def from_folder_frame(cls, f, K: np.ndarray, color=None) -> "RgbdFrame":
+        """From a :class:`ros_gs.datasets.rgbd_folder.RgbdFrame` (uint16 mm depth); ``color``: the
+        folder's :class:`ros_gs.datasets.rgbd_folder.ColorCamera` when colour is not registered."""
         depth = f.depth_mm.astype(np.float32) / 1000.0
         depth[f.depth_mm == 65535] = 0.0
-        return cls(int(f.stamp_ns), f.rgb, depth, K)
+        if color is None:
+            return cls(int(f.stamp_ns), f.rgb, depth, K)
+        return cls(int(f.stamp_ns), f.rgb, depth, K, color.K, color.T_color_depth)
+
+
+def _check_K(K, name: str) -> np.ndarray:
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        raise ConfigError(f"RgbdFrame.{name} must be a finite 3x3 with positive focal lengths, got {K.tolist()}")
+    return K
 
 
 def scale_K(K: np.ndarray, factor: int) -> np.ndarray:
@@ -71,12 +102,13 @@ def scale_K(K: np.ndarray, factor: int) -> np.ndarray:
 
 
 def downscale(frame: RgbdFrame, factor: int, *, depth_rel_spread: float = 0.05) -> RgbdFrame:
-    """Downscale by an integer factor: colour by block mean; depth by block mean of blocks whose
+    """Downscale by an integer factor (registering colour to depth first): colour by block mean; depth by block mean of blocks whose
     pixels are all valid and agree within ``depth_rel_spread`` x depth (else invalid = 0), so no
     depth is invented across an edge.  Trailing rows/columns that do not fill a block are dropped."""
     f = int(factor)
     if f < 1:
         raise ConfigError(f"downscale factor must be >= 1, got {factor}")
+    frame = register_frame(frame)
     depth = np.nan_to_num(frame.depth, nan=0.0, posinf=0.0, neginf=0.0)
     if f == 1:
         return RgbdFrame(frame.stamp_ns, frame.rgb, depth, frame.K)
@@ -101,3 +133,44 @@ def backproject(depth: np.ndarray, K: np.ndarray, stride: int = 1) -> tuple[np.n
     x = (c - K[0, 2]) / K[0, 0] * z
     y = (r - K[1, 2]) / K[1, 1] * z
     return np.stack([x, y, z], axis=1), np.stack([r, c], axis=1)
+
+
+def register_color_to_depth(rgb: np.ndarray, depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray,
+                            T_color_depth: np.ndarray, *, fill_depth: float | None = None) -> np.ndarray:
+    """Colour image resampled onto the depth camera's pixel grid (bilinear), so that pixel (i, j)
+    of the result sees the surface point that depth pixel (i, j) measured.
+
+    Why: RGB-D cameras whose streams are not hardware-registered (Kinect v1 raw, 7-Scenes) have
+    a colour camera with other intrinsics a few centimetres beside the depth camera; tracking
+    with colour and depth and colouring Gaussians both assume one camera.  Pixels without depth
+    are mapped as if at ``fill_depth`` (default: the median valid depth) so the image has no holes.
+    ``T_color_depth`` (4x4) maps depth-camera coordinates to colour-camera coordinates; both K in
+    the OpenCV convention.  The poses the mapper estimates are the depth camera's."""
+    h, w = depth.shape
+    d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    valid = d > 0
+    if fill_depth is None:
+        fill_depth = float(np.median(d[valid])) if valid.any() else 2.0
+    d = np.where(valid, d, fill_depth)
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    X = np.stack([(u - K_depth[0, 2]) / K_depth[0, 0] * d, (v - K_depth[1, 2]) / K_depth[1, 1] * d, d], -1)
+    Xc = X @ np.asarray(T_color_depth, np.float64)[:3, :3].T + np.asarray(T_color_depth, np.float64)[:3, 3]
+    z = np.maximum(Xc[..., 2], 1e-6)
+    uc = K_color[0, 0] * Xc[..., 0] / z + K_color[0, 1] * Xc[..., 1] / z + K_color[0, 2]
+    vc = K_color[1, 1] * Xc[..., 1] / z + K_color[1, 2]
+    out = np.empty((h, w, 3), np.float32)
+    for ch in range(3):
+        out[..., ch] = map_coordinates(rgb[..., ch].astype(np.float32), [vc, uc], order=1, mode="nearest")
+    return np.round(out).clip(0, 255).astype(np.uint8)
+
+
+def register_frame(frame: RgbdFrame) -> RgbdFrame:
+    """The frame with its colour resampled onto the depth grid (:func:`register_color_to_depth`);
+    registered frames are returned as they are."""
+    if frame.registered:
+        return frame
+    same = frame.rgb.shape[:2] == frame.depth.shape and np.allclose(frame.color_K, frame.K) and np.allclose(frame.T_color_depth, np.eye(4))
+    if same:  # one camera described twice (e.g. identity TF between the optical frames)
+        return RgbdFrame(frame.stamp_ns, frame.rgb, frame.depth, frame.K)
+    rgb = register_color_to_depth(frame.rgb, frame.depth, frame.K, frame.color_K, frame.T_color_depth)
+    return RgbdFrame(frame.stamp_ns, rgb, frame.depth, frame.K)

@@ -2,7 +2,10 @@
 
 Subscribes to colour, depth and CameraInfo, pairs them with approximate time sync, hands each
 frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` per processed
-frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  The map goes out as a
+frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth that is not
+registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
+then resampled onto the depth grid using the depth -> colour extrinsic from TF, and the pose
+published is the depth camera's.  The map goes out as a
 rate-limited PointCloud2 of Gaussian centres with colour and opacity; services save it as PLY
 and render it from any camera.
 """
@@ -35,6 +38,7 @@ class MapperNodeParams(NodeParams):
     rgb_topic: str = Field("/camera/color/image_raw", description="sensor_msgs/Image colour")
     depth_topic: str = Field("/camera/depth/image_raw", description="sensor_msgs/Image depth (16UC1 mm or 32FC1 m)")
     info_topic: str = Field("/camera/color/camera_info", description="sensor_msgs/CameraInfo of the colour camera")
+    depth_info_topic: str = Field("", description="sensor_msgs/CameraInfo of the depth camera when depth is not registered to colour (colour is then registered to depth with the TF between their frames); '' = registered, depth uses info_topic")
     depth_scale: float = Field(0.001, gt=0.0, description="metres per unit of 16UC1 depth")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference of a colour/depth/info set")
     map_frame: str = Field("map", description="frame of the map and of published poses")
@@ -55,13 +59,15 @@ class MapperNode:
         self.params = p = ctx.get_params(MapperNodeParams)
         # a damaged map folder raises DatasetError here: the runtime reports it, no node starts
         self.mapper = Mapper.load(p.map_path, p.mapper) if p.map_path else Mapper(p.mapper)
-        self.sync = ApproximateTimeSync(3, int(p.sync_slop_s * 1e9), queue_size=10)
+        inputs = [("sensor_msgs/msg/Image", p.rgb_topic), ("sensor_msgs/msg/Image", p.depth_topic), ("sensor_msgs/msg/CameraInfo", p.info_topic)]
+        if p.depth_info_topic:
+            inputs.append(("sensor_msgs/msg/CameraInfo", p.depth_info_topic))
+            self._tf = ctx.tf_buffer()
+        self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.cloud = ctx.create_publisher("sensor_msgs/msg/PointCloud2", p.map_cloud_topic)
-        for i, (msgtype, topic) in enumerate(
-            (("sensor_msgs/msg/Image", p.rgb_topic), ("sensor_msgs/msg/Image", p.depth_topic), ("sensor_msgs/msg/CameraInfo", p.info_topic))
-        ):
+        for i, (msgtype, topic) in enumerate(inputs):
             ctx.create_subscription(msgtype, topic, lambda m, i=i: self.on_message(i, m), SENSOR_QOS)
         ctx.create_timer(p.map_cloud_period_s, self.on_cloud_timer)
         ctx.create_service("ros_gs/srv/SaveMap", "~/save_map", self.on_save_map)
@@ -71,26 +77,36 @@ class MapperNode:
 
     # -- input ---------------------------------------------------------------------------------
     def on_message(self, index: int, msg) -> None:
-        for rgb_msg, depth_msg, info_msg in self.sync.add(index, header_stamp_ns(msg), msg):
-            self.on_frame(rgb_msg, depth_msg, info_msg)
+        for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
+            self.on_frame(*msgs)
 
-    def on_frame(self, rgb_msg, depth_msg, info_msg) -> None:
+    def on_frame(self, rgb_msg, depth_msg, info_msg, depth_info_msg=None) -> None:
         rgb = image_to_numpy(rgb_msg)
         if rgb.ndim != 3:
             raise SensorDataError(f"{self.params.rgb_topic}: expected a colour image, got {rgb_msg.encoding}")
         depth = depth_to_metres(depth_msg, depth_scale=self.params.depth_scale)
-        if depth.shape != rgb.shape[:2]:
-            raise SensorDataError(f"depth {depth.shape} and colour {rgb.shape[:2]} differ in size (needs registered depth)")
         cam = camera_from_info(info_msg)
         stamp = header_stamp_ns(rgb_msg)
-        estimate = self.mapper.process(RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=cam.K))
+        child = rgb_msg.header.frame_id or "camera"
+        if depth_info_msg is None:
+            if depth.shape != rgb.shape[:2]:
+                raise SensorDataError(f"depth {depth.shape} and colour {rgb.shape[:2]} differ in size: set depth_info_topic for unregistered depth")
+            frame = RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=cam.K)
+        else:
+            dcam = camera_from_info(depth_info_msg)
+            if depth.shape != (dcam.height, dcam.width) or rgb.shape[:2] != (cam.height, cam.width):
+                raise SensorDataError(f"image sizes {rgb.shape[:2]} / {depth.shape} differ from their CameraInfo")
+            child = depth_msg.header.frame_id or child
+            # a TransformError (an InputError) while the static TF has not arrived: a counted skip
+            T = np.eye(4) if child == rgb_msg.header.frame_id else self._tf.lookup(rgb_msg.header.frame_id, child).matrix
+            frame = RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=dcam.K, color_K=cam.K, T_color_depth=T)
+        estimate = self.mapper.process(frame)
         if not estimate.ok:
             what = "not relocalised in the map" if self.mapper.lost else "tracking lost"
             self.ctx.count_skip(self.params.rgb_topic, InputError(f"{what} at {stamp} ns (fitness {estimate.fitness:.3f})"))
             return
         self.frames += 1
         header = make_header(self.ctx.make, stamp, self.params.map_frame)
-        child = rgb_msg.header.frame_id or "camera"
         pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, estimate.T_world_cam))
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=child, pose=pose))
         if self.params.publish_tf:

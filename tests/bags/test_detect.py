@@ -33,6 +33,7 @@ def test_detect_walkthrough(walk_bag: Path) -> None:
     found = detect_sensor_topics(walk_bag)
     assert found.rgb.endswith("color/image_raw") and found.depth.endswith("depth/image_raw")
     assert found.info.endswith("color/camera_info") and found.rgbd
+    assert found.depth_info is None  # registered depth: one CameraInfo per camera
     assert (found.points, found.imu) == ("/lidar/points", "/imu/data")
 
 
@@ -40,8 +41,9 @@ def test_detect_rgbd_folder_bag(tmp_path: Path, kitchen_dir: Path) -> None:
     out = tmp_path / "k.mcap"
     r = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(out), "--max-frames", "2"])
     assert r.exit_code == 0, r.output
+    # the depth camera's own CameraInfo too: colour and depth may not be registered
     assert detect_sensor_topics(out) == SensorTopics("/camera/color/image_raw", "/camera/depth/image_raw",
-                                                     "/camera/color/camera_info", None, None)
+                                                     "/camera/color/camera_info", "/camera/depth/camera_info")
 
 
 def test_depth_names() -> None:

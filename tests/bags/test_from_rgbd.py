@@ -64,7 +64,7 @@ def test_ground_truth_pose_and_camera_info(kitchen_bag: tuple[Path, Path]) -> No
     for i in (0, N - 1):
         want = np.loadtxt(src / f"frame-{i:06d}.pose.txt")
         tf = by_topic["/tf"][i].transforms[0]
-        assert (tf.header.frame_id, tf.child_frame_id) == ("world", "camera_color_optical_frame")
+        assert (tf.header.frame_id, tf.child_frame_id) == ("world", "camera_depth_optical_frame")
         t, q = tf.transform.translation, tf.transform.rotation
         assert np.allclose([t.x, t.y, t.z], want[:3, 3], atol=1e-9)
         R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
@@ -72,7 +72,25 @@ def test_ground_truth_pose_and_camera_info(kitchen_bag: tuple[Path, Path]) -> No
         p = by_topic["/ground_truth/pose"][i].pose.position
         assert np.allclose([p.x, p.y, p.z], want[:3, 3])
     static = by_topic["/tf_static"]
-    assert len(static) == 1 and static[0].transforms[0].child_frame_id == "camera_depth_optical_frame"
+    tf = static[0].transforms[0]
+    assert len(static) == 1 and (tf.header.frame_id, tf.child_frame_id) == ("camera_depth_optical_frame", "camera_color_optical_frame")
+    assert [tf.transform.translation.x, tf.transform.translation.y, tf.transform.translation.z] == [0.0, 0.0, 0.0]
+
+
+def test_unregistered_colour_camera(kitchen_dir: Path, tmp_path: Path) -> None:
+    """--color-camera kinect-v1: the colour CameraInfo holds the colour camera's K and /tf_static
+    the depth -> colour extrinsic (colour 2.5 cm along the depth camera's +x)."""
+    out = tmp_path / "k.mcap"
+    r = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(out), "--max-frames", "1", "--color-camera", "kinect-v1"])
+    assert r.exit_code == 0, r.output
+    with AnyReader([out], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
+        by_topic = {conn.topic: reader.deserialize(raw, conn.msgtype) for conn, _, raw in reader.messages()}
+    assert np.reshape(by_topic["/camera/color/camera_info"].k, (3, 3))[0, 0] == 525.0
+    assert np.reshape(by_topic["/camera/depth/camera_info"].k, (3, 3))[0, 0] == 585.0
+    t = by_topic["/tf_static"].transforms[0].transform.translation
+    assert np.allclose([t.x, t.y, t.z], [0.025, 0.0, 0.0])
+    r = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(tmp_path / "x.mcap"), "--color-camera", "nope"])
+    assert r.exit_code != 0 and "unknown colour camera" in str(r.exception)
 
 
 def test_bag_info_counts_rates_encodings(kitchen_bag: tuple[Path, Path]) -> None:
