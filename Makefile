@@ -33,7 +33,8 @@ $(VENV)/.installed: setup.py
 
 demo: setup
 	mkdir -p $(OUT)
-	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen.mcap --overwrite
+	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen.mcap --overwrite \
+		--color-camera kinect-v1
 	$(VENV)/bin/ros-gs bag info $(OUT)/kitchen.mcap
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --node image_stats --out $(OUT)/kitchen_stats.mcap --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --out $(OUT)/kitchen_map.mcap --duration 4 --overwrite \
@@ -42,7 +43,7 @@ demo: setup
 	$(VENV)/bin/ros-gs render $(OUT)/kitchen_map/map.ply $(OUT)/kitchen_map.png --size 640 480 \
 		--intrinsics 585 585 320 240 --pose 0 0 0 0 0 0 1
 	$(VENV)/bin/ros-gs bag from-rgbd $(DATA)/7scenes_kitchen $(OUT)/kitchen_later.mcap --first-frame 60 \
-		--max-frames 40 --overwrite
+		--max-frames 40 --color-camera kinect-v1 --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen_later.mcap --out $(OUT)/kitchen_localised.mcap --overwrite \
 		--set mapper.map_path=$(OUT)/kitchen_map --set mapper.mapper.update_map=false
 	$(VENV)/bin/ros-gs eval $(OUT)/kitchen_localised.mcap $(OUT)/kitchen_later.mcap --plot $(OUT)/kitchen_localised.png

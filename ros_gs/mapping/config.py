@@ -19,7 +19,7 @@ class MapperConfig(BaseModel):
 
     # tracking
     tracking: Literal["keyframe", "model"] = Field("model", description="'keyframe': RGB-D odometry of the frame against the last keyframe; 'model': against the Gaussian map rendered at the predicted pose (frame-to-model), falling back to the keyframe when the render covers too little")
-    odometry_method: Literal["hybrid", "point_to_plane", "intensity"] = Field("hybrid", description="open3d RGB-D odometry residual")
+    odometry_method: Literal["hybrid", "point_to_plane", "intensity"] = Field("point_to_plane", description="open3d RGB-D odometry residual of tracking (depth-only point-to-plane measured best on 7-Scenes: 2.8 vs 3.8 cm ATE for hybrid)")
     odometry_iterations: tuple[int, int, int] = Field((10, 6, 4), description="Gauss-Newton iterations per pyramid level, fine to coarse")
     depth_outlier_trunc: float = Field(0.07, gt=0.0, description="odometry: correspondences further apart than this (m) are dropped")
     constant_velocity: bool = Field(True, description="predict the pose with the last inter-frame motion before tracking")
@@ -39,7 +39,7 @@ class MapperConfig(BaseModel):
     refine_lr: float = Field(1e-3, gt=0.0, description="refinement step size (rad, m)")
     refine_depth_weight: float = Field(1.0, ge=0.0, description="weight of the depth L1 (m) against the colour L1 (sum over RGB) in the refinement")
 
-    fuse_depth: bool = Field(True, description="average every tracked frame's depth into the Gaussians it sees (along their viewing rays, count-weighted): smoother geometry for tracking than one keyframe's depth")
+    fuse_depth: bool = Field(False, description="average every tracked frame's depth into the Gaussians it sees (along their viewing rays, count-weighted). Off by default: with point-to-plane tracking it feeds each frame's pose error back into the map (7-Scenes: 3 cm drift over the first 30 frames, 2.8 vs 2.2 cm ATE over 600)")
     fuse_band: float = Field(0.05, gt=0.0, le=1.0, description="fusion: only Gaussians within this fraction of the observed depth are updated")
     fuse_max_weight: float = Field(20.0, ge=1.0, description="fusion: cap of the per-Gaussian observation count (older observations fade beyond it)")
 

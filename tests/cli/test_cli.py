@@ -63,3 +63,13 @@ def test_usage_errors_print_usage_not_tracebacks(args: list[str]) -> None:
 def test_bad_set_value_is_one_error_line(tmp_path: Path) -> None:
     proc = run("replay", str(tmp_path), "--set", "image_stats.image_topic=[1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--set" in proc.stderr
+
+
+@pytest.mark.parametrize("node", ["mapper", "lidar_odometry"])
+def test_shipped_parameter_files_are_current(node: str) -> None:
+    """config/<node>.yaml is what `ros-gs nodes --params <node>` generates: defaults and their
+    descriptions cannot drift from the code."""
+    proc = run("nodes", "--params", node)
+    assert proc.returncode == 0, proc.stderr
+    shipped = Path(__file__).resolve().parents[2] / "config" / f"{node}.yaml"
+    assert proc.stdout == shipped.read_text(), f"regenerate with: ros-gs nodes --params {node} > config/{node}.yaml"

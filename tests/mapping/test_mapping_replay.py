@@ -14,9 +14,9 @@ from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame, ate_rmse, psnr
 
 @pytest.fixture(scope="module")
 def replay(kitchen_dir):
-    ds = RgbdFolder(kitchen_dir)
+    ds = RgbdFolder(kitchen_dir, color="kinect-v1")  # 7-Scenes colour is not registered to depth
     idx = list(range(0, 120, 2))
-    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K) for i in idx]
+    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color) for i in idx]
     gt = np.array([ds[i].pose_c2w for i in idx])
     m = Mapper(MapperConfig(), initial_pose=gt[0])
     est = [m.process(f) for f in frames]
@@ -75,20 +75,27 @@ def test_save_load_roundtrip(replay, tmp_path):
 def test_relocalise_and_localise_in_a_saved_map(replay, kitchen_dir, tmp_path):
     """A new run starts with no pose prior in the saved map, mid-sequence, on frames the map
     never saw (odd ones): the first frame is relocalised and all poses come out in the saved
-    map's frame (= the ground-truth frame here) within 3 cm, without changing the map."""
+    map's frame, without changing the map.  Judged against where the map itself put the two
+    neighbouring (even) frames, and against the ground truth, which also holds the map's own drift
+    (3-4 cm near frame 95)."""
     m = replay[0]
     m.save(tmp_path / "map")
     loc = Mapper.load(tmp_path / "map", MapperConfig(update_map=False))
     assert len(loc.keyframes) == len(m.keyframes) and loc.keyframes[0].frame.depth.max() > 0.5
     n0 = loc.map.num_gaussians
     means0 = loc.map.means.clone()
-    ds = RgbdFolder(kitchen_dir)
+    ds = RgbdFolder(kitchen_dir, color="kinect-v1")  # 7-Scenes colour is not registered to depth
     idx = list(range(61, 100, 2))
-    est = [loc.process(RgbdFrame.from_folder_frame(ds[i], ds.K)) for i in idx]
+    est = [loc.process(RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color)) for i in idx]
     gt = np.array([ds[i].pose_c2w for i in idx])
     err = [np.linalg.norm(e.T_world_cam[:3, 3] - g[:3, 3]) for e, g in zip(est, gt)]
+    mapped = m.optimised_trajectory()  # entry k is frame 2k
+    ref = [(mapped[(i - 1) // 2][:3, 3] + mapped[(i + 1) // 2][:3, 3]) / 2 for i in idx]
+    err_map = [np.linalg.norm(e.T_world_cam[:3, 3] - r) for e, r in zip(est, ref)]
     assert all(e.ok for e in est) and loc.relocalisations == {"tried": 1, "succeeded": 1}
-    assert err[0] < 0.03 and max(err) < 0.04, np.round(err, 3)
+    # measured: 0.5-1.5 cm from the map's own poses, 1.7-3.8 cm from the ground truth
+    assert err_map[0] < 0.02 and max(err_map) < 0.025 and np.mean(err_map) < 0.012, np.round(err_map, 3)
+    assert max(err) < 0.05, np.round(err, 3)
     assert loc.map.num_gaussians == n0 and len(loc.keyframes) == len(m.keyframes)
     assert torch.equal(loc.map.means, means0)  # localise only: the map is read, never written
 

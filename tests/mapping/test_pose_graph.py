@@ -94,11 +94,11 @@ def test_mapper_moves_gaussians_with_their_keyframe(kitchen_dir):
     from ros_gs.datasets.rgbd_folder import RgbdFolder
     from ros_gs.mapping import RgbdFrame
 
-    ds = RgbdFolder(kitchen_dir)
+    ds = RgbdFolder(kitchen_dir, color="kinect-v1")  # 7-Scenes colour is not registered to depth
     m = Mapper(MapperConfig(target_width=160, pose_graph=False, map_iterations=0, map_iterations_coarse=0,
                             kf_max_interval=3))
     for i in range(0, 12):
-        m.process(RgbdFrame.from_folder_frame(ds[i], ds.K))
+        m.process(RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color))
     assert len(m.keyframes) >= 3
     old = [k.T_world_cam.copy() for k in m.keyframes]
     means_before = m.map.means.clone().double()

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ros_gs.bags.reader import BagReader
+from ros_gs.bags.writer import BagWriter
 from ros_gs.cli.main import app
 from ros_gs.gaussians.ply import read_ply
 from ros_gs.mapping import Mapper, ate_rmse
@@ -21,12 +22,16 @@ from ros_gs.sensors.poses import matrix_to_xyz_quat, pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns
 
 N = 30
+# 7-Scenes colour is not registered to depth: the bags carry the colour camera (kinect-v1) and
+# the node registers colour to depth with the depth CameraInfo and the TF between them.
+COLOR = ["--color-camera", "kinect-v1"]
+UNREGISTERED = {"depth_info_topic": "/camera/depth/camera_info"}
 
 
 @pytest.fixture(scope="module")
 def kitchen_bag(tmp_path_factory: pytest.TempPathFactory, kitchen_dir: Path) -> Path:
     out = tmp_path_factory.mktemp("bags") / "kitchen.mcap"
-    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(out), "--max-frames", str(N)])
+    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(out), "--max-frames", str(N), *COLOR])
     assert result.exit_code == 0, result.output
     return out
 
@@ -42,7 +47,7 @@ def test_mapper_node_replay(kitchen_bag: Path, tmp_path: Path) -> None:
         "camera_info": {"width": 160, "height": 120, "k": [146.25, 0, 79.5, 0, 146.25, 59.5, 0, 0, 1]},
     }
     calls = [ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)}), ServiceCall(0.95, "/mapper/render_view", view)]
-    rt = ReplayRuntime(kitchen_bag, out, service_calls=calls, overrides={"mapper": {"map_cloud_period_s": 0.5}})
+    rt = ReplayRuntime(kitchen_bag, out, service_calls=calls, overrides={"mapper": {"map_cloud_period_s": 0.5, **UNREGISTERED}})
     node = rt.add_node(MapperNode)
     report = rt.run()
     assert not report.errors, report.errors
@@ -73,14 +78,15 @@ def test_mapper_node_localises_in_a_saved_map(kitchen_bag: Path, kitchen_dir: Pa
     own bag) with map_path set and update_map false: the first frame is relocalised with no
     prior and every pose is published in run 1's map frame (run 1's first camera)."""
     saved_dir = tmp_path / "saved_map"
-    rt = ReplayRuntime(kitchen_bag, tmp_path / "run1.mcap", service_calls=[ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)})])
+    rt = ReplayRuntime(kitchen_bag, tmp_path / "run1.mcap", service_calls=[ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)})],
+                       overrides={"mapper": UNREGISTERED})
     rt.add_node(MapperNode)
     assert rt.run().services[0].response.ok
     later = tmp_path / "later.mcap"
-    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(later), "--first-frame", "12", "--max-frames", "15"])
+    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(later), "--first-frame", "12", "--max-frames", "15", *COLOR])
     assert result.exit_code == 0, result.output
     out = tmp_path / "run2.mcap"
-    rt2 = ReplayRuntime(later, out, overrides={"mapper": {"map_path": str(saved_dir), "mapper": {"update_map": False}}})
+    rt2 = ReplayRuntime(later, out, overrides={"mapper": {"map_path": str(saved_dir), "mapper": {"update_map": False}, **UNREGISTERED}})
     node = rt2.add_node(MapperNode)
     report = rt2.run()
     assert not report.errors, report.errors
@@ -95,3 +101,24 @@ def test_mapper_node_localises_in_a_saved_map(kitchen_bag: Path, kitchen_dir: Pa
     err = [np.linalg.norm(pose_msg_to_matrix(m.pose.pose)[:3, 3] - (T_map_gt @ gt[header_stamp_ns(m)])[:3, 3]) for m in odom]
     assert max(err) < 0.03, np.round(err, 3)
     assert len(node.mapper.keyframes) == len(Mapper.load(saved_dir).keyframes)  # localise only: nothing added
+
+
+def test_unregistered_depth_without_tf_is_a_counted_skip(kitchen_bag: Path, tmp_path: Path) -> None:
+    """depth_info_topic set but the depth -> colour TF never comes: every frame is a counted
+    TransformError skip (no crash, no pose from unregistered colour); with the TF, all are used."""
+    no_tf = tmp_path / "no_tf.mcap"
+    with BagReader(kitchen_bag) as reader, BagWriter(no_tf) as writer:
+        for raw, _ in reader.messages():
+            if raw.topic != "/tf_static" and raw.log_ns < min_stamp(kitchen_bag) + 200_000_000:
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    rt = ReplayRuntime(no_tf, tmp_path / "out.mcap", overrides={"mapper": UNREGISTERED})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    skips = sum(n for (name, _, kind), n in report.skipped.items() if name == "mapper" and kind == "TransformError")
+    assert skips == 6 and node.frames == 0  # frames at 0, 1/30, ..., 5/30 s
+
+
+def min_stamp(bag: Path) -> int:
+    with BagReader(bag) as reader:
+        return min(s.first_ns for s in reader.summary() if s.first_ns is not None)
