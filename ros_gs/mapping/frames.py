@@ -102,9 +102,10 @@ def scale_K(K: np.ndarray, factor: int) -> np.ndarray:
 
 
 def downscale(frame: RgbdFrame, factor: int, *, depth_rel_spread: float = 0.05) -> RgbdFrame:
-    """Downscale by an integer factor (registering colour to depth first): colour by block mean; depth by block mean of blocks whose
-    pixels are all valid and agree within ``depth_rel_spread`` x depth (else invalid = 0), so no
-    depth is invented across an edge.  Trailing rows/columns that do not fill a block are dropped."""
+    """Downscale by an integer factor, after registering colour to depth: colour by block mean;
+    depth by block mean of blocks whose pixels are all valid and agree within
+    ``depth_rel_spread`` x depth (else invalid = 0), so no depth is invented across an edge.
+    Trailing rows/columns that do not fill a block are dropped."""
     f = int(factor)
     if f < 1:
         raise ConfigError(f"downscale factor must be >= 1, got {factor}")
@@ -145,7 +146,10 @@ def register_color_to_depth(rgb: np.ndarray, depth: np.ndarray, K_depth: np.ndar
     with colour and depth and colouring Gaussians both assume one camera.  Pixels without depth
     are mapped as if at ``fill_depth`` (default: the median valid depth) so the image has no holes.
     ``T_color_depth`` (4x4) maps depth-camera coordinates to colour-camera coordinates; both K in
-    the OpenCV convention.  The poses the mapper estimates are the depth camera's."""
+    the OpenCV convention.  The poses the mapper estimates are the depth camera's.
+
+    Our own code: open3d has no colour-to-depth registration, and OpenCV's ``rgbd.registerDepth``
+    (contrib, not a dependency) goes the other way, depth onto the colour grid."""
     h, w = depth.shape
     d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     valid = d > 0
