@@ -6,7 +6,8 @@ Reports ATE RMSE (Umeyama SE(3) alignment, no scale), render PSNR/SSIM at keyfra
 non-keyframes (ours, at the estimated poses), the number of Gaussians, frames/s, peak RSS.
 Each system runs in its own process so peak memory is its own.  Writes
 ``benchmarks/results/mapping.json``.  Usage:
-``python benchmarks/bench_mapping.py [--frames 300] [--data ../shared/data/7scenes_kitchen]``.
+``python benchmarks/bench_mapping.py [--frames 300] [--start 0] [--data ../shared/data/7scenes_kitchen] [--out F.json]``
+(``--start``: the first frame, to check the comparison on other stretches of the sequence).
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "7scenes_kitchen"
 
 
-def _load(data: Path, n: int):
+def _load(data: Path, n: int, start: int = 0):
     from ros_gs.datasets.rgbd_folder import RgbdFolder
     from ros_gs.mapping import RgbdFrame
 
     ds = RgbdFolder(data, color="kinect-v1")  # 7-Scenes: colour is not registered to depth
-    n = min(n, len(ds))
-    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color) for i in range(n)]
-    gt = np.array([ds[i].pose_c2w for i in range(n)])
+    ids = range(start, min(start + n, len(ds)))
+    frames = [RgbdFrame.from_folder_frame(ds[i], ds.K, ds.color) for i in ids]
+    gt = np.array([ds[i].pose_c2w for i in ids])
     return frames, gt
 
 
@@ -41,12 +42,12 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_ours(data: Path, n: int) -> dict:
+def run_ours(data: Path, n: int, start: int = 0) -> dict:
     import torch
 
     from ros_gs.mapping import Mapper, MapperConfig, ate_rmse, psnr, ssim
 
-    frames, gt = _load(data, n)
+    frames, gt = _load(data, n, start)
     m = Mapper(MapperConfig(), initial_pose=gt[0])
     t = time.perf_counter()
     for f in frames:
@@ -81,14 +82,14 @@ def run_ours(data: Path, n: int) -> dict:
     }
 
 
-def run_open3d(data: Path, n: int, voxel: float = 0.01) -> dict:
+def run_open3d(data: Path, n: int, start: int = 0, voxel: float = 0.01) -> dict:
     import open3d as o3d
     import open3d.core as o3c
 
     from ros_gs.mapping import ate_rmse, downscale
     from ros_gs.mapping.mapper import orthonormalize
 
-    frames, gt = _load(data, n)
+    frames, gt = _load(data, n, start)
     small = [downscale(f, 2) for f in frames]
     K = o3c.Tensor(small[0].K)
     dev = o3c.Device("CPU:0")
@@ -127,19 +128,21 @@ def run_open3d(data: Path, n: int, voxel: float = 0.01) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=600)
+    ap.add_argument("--start", type=int, default=0, help="first frame")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--case", choices=["ours", "open3d"], help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "mapping.json")
     args = ap.parse_args()
     if args.case:
-        res = run_ours(args.data, args.frames) if args.case == "ours" else run_open3d(args.data, args.frames)
+        res = (run_ours if args.case == "ours" else run_open3d)(args.data, args.frames, args.start)
         print("RESULT " + json.dumps(res))
         return
     if not args.data.exists():
         sys.exit(f"data {args.data} is absent")
     results = []
     for case in ("ours", "open3d"):
-        p = subprocess.run([sys.executable, __file__, "--case", case, "--frames", str(args.frames), "--data", str(args.data)],
+        p = subprocess.run([sys.executable, __file__, "--case", case, "--frames", str(args.frames), "--start", str(args.start),
+                            "--data", str(args.data)],
                            capture_output=True, text=True, cwd=REPO)
         line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
         if p.returncode or not line:
@@ -149,7 +152,7 @@ def main() -> None:
 
     out = {"machine": {"python": platform.python_version(), "torch": torch.__version__,
                        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()},
-           "data": str(args.data.name), "resolution": "320x240", "results": results}
+           "data": str(args.data.name), "first_frame": args.start, "resolution": "320x240", "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
     print(f"{'system':48s} {'frames':>6s} {'ATE cm':>7s} {'fps':>6s} {'RSS MB':>7s} {'PSNR kf':>8s} {'PSNR non-kf':>11s} {'SSIM non-kf':>11s} {'Gaussians':>9s}")
