@@ -76,6 +76,10 @@ class LidarOdometry:
         self.trajectory: list[tuple[int, np.ndarray]] = []
         self.last_fitness: float = 0.0
         self.last_rmse: float = 0.0
+        # the last scan at full density, deskewed to its stamp (sensor frame), and which input
+        # points it holds (range crop): what a map integrates at the returned pose
+        self.last_scan: np.ndarray = np.zeros((0, 3))
+        self.last_scan_index: np.ndarray = np.zeros(0, np.int64)
 
     # ------------------------------------------------------------------ helpers
     def _relative_motion(self, dt: float) -> np.ndarray:
@@ -125,6 +129,7 @@ class LidarOdometry:
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         rng = np.linalg.norm(pts, axis=1)
         keep = np.isfinite(rng) & (rng >= cfg.min_range) & (rng <= cfg.max_range)
+        index = np.nonzero(keep)[0]
         pts = pts[keep]
         tt = None if t is None else np.asarray(t, dtype=np.float64).reshape(-1)[keep]
 
@@ -143,7 +148,8 @@ class LidarOdometry:
         use_t = cfg.deskew and tt is not None and len(pts) > 0
         dt = 0.0 if self._last_stamp is None else (int(stamp_ns) - int(self._last_stamp)) * 1e-9
         v = self._velocity
-        scan = down(self._deskew(pts, tt, v) if use_t and v is not None else pts)
+        full = self._deskew(pts, tt, v) if use_t and v is not None else pts
+        scan = down(full)
         if self._last_T is None or len(scan.points) < cfg.min_points:
             T = T_pred
             if self._last_T is None and use_t:
@@ -157,7 +163,8 @@ class LidarOdometry:
                     p0, t0, T0 = self._first_raw
                     P0 = np.asarray(down(self._deskew(p0, t0, v)).points)
                     self._map[0] = P0 @ T0[:3, :3].T + T0[:3, 3]
-                scan = down(self._deskew(pts, tt, v))
+                full = self._deskew(pts, tt, v)
+                scan = down(full)
                 T = self._icp(scan, self._local_map(), T)
         self._first_raw = None if len(self._map) >= 1 and self._last_T is not None else self._first_raw
 
@@ -169,5 +176,6 @@ class LidarOdometry:
             if dt > 0:
                 self._velocity = se3_log(np.linalg.inv(self._last_T) @ T) / dt
         self._last_T, self._last_stamp = T, int(stamp_ns)
+        self.last_scan, self.last_scan_index = full, index
         self.trajectory.append((int(stamp_ns), T.copy()))
         return T.copy()

@@ -5,22 +5,30 @@ Each scan (x, y, z and, if present, per-point ``t`` in seconds after the stamp f
 registered against a local map; the gyroscope, when an IMU topic is set and TF gives the
 IMU-to-LiDAR rotation, supplies the rotation since the last scan.  One ``nav_msgs/Odometry`` per
 scan, stamped with the scan's stamp, in ``odom_frame`` (= the first scan's LiDAR frame), and
-``odom_frame -> lidar`` on /tf.
+``odom_frame -> lidar`` on /tf.  Each registered scan also grows a Gaussian map
+(:class:`ros_gs.mapping.LidarGaussianMapper`: flat Gaussians on the scanned surfaces, grey from
+the return intensity), published as a rate-limited PointCloud2 with the Gaussian fields and saved
+as a PLY by ``~/save_map``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping.imu_rotation import GyroIntegrator
+from ros_gs.gaussians.ply import write_ply
+from ros_gs.mapping.lidar_map import LidarGaussianMapper, LidarMapConfig
 from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
+from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import SENSOR_QOS
 from ros_gs.sensors.imu import imu_from_msg
-from ros_gs.sensors.pointcloud2 import pointcloud2_to_array
+from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
@@ -33,6 +41,10 @@ class LidarOdometryNodeParams(NodeParams):
     publish_tf: bool = Field(True, description="publish odom_frame -> LiDAR frame on /tf")
     max_points: int = Field(2_000_000, ge=100, description="larger scans are refused (counted skip) rather than stalling the node")
     lidar: LidarOdometryConfig = Field(default_factory=LidarOdometryConfig, description="registration (ros_gs.mapping.lidar_odometry)")
+    gaussian_map: bool = Field(True, description="grow a Gaussian map from the registered scans")
+    map_cloud_topic: str = Field("/ros_gs/lidar/map_points", description="the Gaussian map as PointCloud2 (centres, colour, opacity, scales, rotations)")
+    map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
+    map: LidarMapConfig = Field(default_factory=LidarMapConfig, description="Gaussian map (ros_gs.mapping.lidar_map)")
 
 
 class LidarOdometryNode:
@@ -47,6 +59,12 @@ class LidarOdometryNode:
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         ctx.create_subscription("sensor_msgs/msg/PointCloud2", p.points_topic, self.on_scan, SENSOR_QOS)
+        self.mapper = LidarGaussianMapper(p.map) if p.gaussian_map else None
+        if self.mapper is not None:
+            self.cloud = ctx.create_publisher("sensor_msgs/msg/PointCloud2", p.map_cloud_topic)
+            ctx.create_timer(p.map_cloud_period_s, self.on_cloud_timer)
+            ctx.create_service("ros_gs/srv/SaveMap", "~/save_map", self.on_save_map)
+            self._cloud_version = -1
         self._imu_frame: str | None = None
         if p.imu_topic:
             self._tf = ctx.tf_buffer()
@@ -94,8 +112,33 @@ class LidarOdometryNode:
         T = self.odometry.register(pts, t, stamp, rotation_prior=prior)
         self._last_stamp = stamp
         self.scans += 1
+        if self.mapper is not None:
+            scan = self.odometry.last_scan
+            intensity = None
+            if "intensity" in names:
+                intensity = cloud["intensity"].astype(np.float64)[finite][self.odometry.last_scan_index]
+            self.mapper.integrate(scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
         header = make_header(self.ctx.make, stamp, p.odom_frame)
         pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, T))
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, frame)]))
+
+    # -- the Gaussian map --------------------------------------------------------------------------
+    def on_cloud_timer(self) -> None:
+        gmap = self.mapper.map
+        if len(gmap) == 0 or self.scans == self._cloud_version:
+            return
+        self._cloud_version = self.scans
+        self.cloud.publish(array_to_pointcloud2(self.ctx.make, gaussian_cloud(gmap), self.ctx.now_ns(), self.params.odom_frame))
+
+    def on_save_map(self, request, response):
+        try:
+            Path(request.path).mkdir(parents=True, exist_ok=True)
+            write_ply(self.mapper.map, Path(request.path) / "map.ply")
+        except (OSError, InputError) as err:
+            response.ok, response.message = False, f"cannot save to {request.path!r}: {err}"
+            return response
+        n = len(self.mapper.map)
+        response.ok, response.message, response.num_gaussians = True, f"saved {n} Gaussians to map.ply", n
+        return response

@@ -17,21 +17,16 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
+from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import SENSOR_QOS
 from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
-from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pack_rgb
+from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
-
-# Gaussian centres with colour (packed rgb, as RViz/Foxglove colour clouds) and the rest of each
-# Gaussian: opacity, standard deviations along its axes (m) and rotation (w, x, y, z).
-CLOUD_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("rgb", np.float32), ("opacity", np.float32),
-                        ("scale_x", np.float32), ("scale_y", np.float32), ("scale_z", np.float32),
-                        ("rot_w", np.float32), ("rot_x", np.float32), ("rot_y", np.float32), ("rot_z", np.float32)])
 
 
 class MapperNodeParams(NodeParams):
@@ -119,15 +114,7 @@ class MapperNode:
         if len(gmap) == 0 or (len(gmap), self.frames) == self._cloud_version:
             return
         self._cloud_version = (len(gmap), self.frames)
-        cloud = np.zeros(len(gmap), CLOUD_DTYPE)
-        means = gmap.means.detach().cpu().numpy()
-        cloud["x"], cloud["y"], cloud["z"] = means.T
-        colors = (gmap.colors_dc.detach().cpu().numpy().clip(0, 1) * 255).round().astype(np.uint8)
-        cloud["rgb"] = pack_rgb(colors)
-        cloud["opacity"] = gmap.opacities.detach().cpu().numpy()
-        cloud["scale_x"], cloud["scale_y"], cloud["scale_z"] = gmap.scales.detach().cpu().numpy().T
-        cloud["rot_w"], cloud["rot_x"], cloud["rot_y"], cloud["rot_z"] = gmap.quats.detach().cpu().numpy().T
-        self.cloud.publish(array_to_pointcloud2(self.ctx.make, cloud, self.ctx.now_ns(), self.params.map_frame))
+        self.cloud.publish(array_to_pointcloud2(self.ctx.make, gaussian_cloud(gmap), self.ctx.now_ns(), self.params.map_frame))
 
     def on_save_map(self, request, response):
         try:

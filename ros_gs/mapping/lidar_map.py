@@ -1,0 +1,135 @@
+"""LiDAR scans -> a Gaussian map: one flat Gaussian per newly occupied voxel, CPU.
+
+``LidarGaussianMapper(config).integrate(points_world, sensor_origin, stamp_ns, intensity)``
+takes a registered (and deskewed) scan in the world frame, e.g. from
+:class:`ros_gs.mapping.LidarOdometry`, and seeds Gaussians where the map has none yet.
+
+Why this shape: a LiDAR sees geometry, not colour, so there is nothing for a photometric
+optimisation to fit; what a Gaussian map can take from it is surface position and orientation.
+Each voxel's first observation is the centroid of the scan's points in it (an average, so
+range noise shrinks with the point count); the Gaussian is a disc on the local surface (open3d
+normals, oriented to the sensor): ``width`` x ``voxel_size`` wide (sigma) so neighbours overlap
+into a closed surface, ``thickness`` x ``voxel_size`` thin along the normal.  Colour is the return intensity
+(grey) when the scan has one.  The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds
+memory (evicting the Gaussians seen longest ago).  No ROS imports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import open3d as o3d
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.spatial.transform import Rotation
+
+from ros_gs.errors import InputError
+from ros_gs.gaussians.model import C0, GaussianMap
+
+__all__ = ["LidarGaussianMapper", "LidarMapConfig"]
+
+_OFFSET = 1 << 20  # voxel keys: 21 bits per axis (+-2^20 voxels: +-52 km at 5 cm)
+
+
+class LidarMapConfig(BaseModel):
+    """Every knob of :class:`LidarGaussianMapper`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voxel_size: float = Field(0.05, gt=0.0, description="one Gaussian per occupied voxel of this edge (m)")
+    max_range: float = Field(30.0, gt=0.0, description="points further than this from the sensor (m) are not mapped (sparse, noisy)")
+    min_points: int = Field(1, ge=1, description="a voxel needs this many points of one scan to be seeded (2+ drops single stray returns, and with them most of a sparse LiDAR's far surfaces: 88% vs 99.99% coverage on the walkthrough)")
+    normal_radius_voxels: float = Field(3.0, gt=0.0, description="normal estimation radius, in voxels")
+    width: float = Field(0.6, gt=0.0, le=2.0, description="sigma across the surface, as a fraction of voxel_size (neighbours overlap into a closed surface)")
+    thickness: float = Field(0.1, gt=0.0, le=1.0, description="sigma along the normal, as a fraction of voxel_size")
+    opacity: float = Field(0.95, gt=0.0, lt=1.0, description="opacity of seeded Gaussians")
+    intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first scan with intensities")
+    max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the Gaussians seen longest ago)")
+
+
+def _keys(points: np.ndarray, voxel: float) -> np.ndarray:
+    v = np.floor(points / voxel).astype(np.int64) + _OFFSET
+    return (v[:, 0] << 42) | (v[:, 1] << 21) | v[:, 2]
+
+
+class LidarGaussianMapper:
+    """See the module docstring."""
+
+    def __init__(self, config: LidarMapConfig | None = None) -> None:
+        self.config = config or LidarMapConfig()
+        self.map = GaussianMap(sh_degree=0, max_gaussians=self.config.max_gaussians, policy="oldest_seen")
+        self._occupied = np.zeros(0, np.int64)  # sorted keys of voxels that hold a Gaussian
+        self._intensity_scale = self.config.intensity_scale or None
+        self._evicted = 0
+        self.scans = 0
+
+    def integrate(self, points_world: np.ndarray, sensor_origin: np.ndarray, stamp_ns: int,
+                  intensity: np.ndarray | None = None) -> int:
+        """Seed Gaussians in the voxels this scan occupies for the first time; returns how many."""
+        cfg = self.config
+        pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        origin = np.asarray(sensor_origin, dtype=np.float64).reshape(3)
+        if not np.isfinite(origin).all():
+            raise InputError(f"sensor origin must be finite, got {origin}")
+        keep = np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts - origin, axis=1) <= cfg.max_range)
+        inten = None
+        if intensity is not None:
+            inten = np.asarray(intensity, dtype=np.float64).reshape(-1)
+            if len(inten) != len(keep):
+                raise InputError(f"{len(inten)} intensities for {len(keep)} points")
+            keep &= np.isfinite(inten)
+            inten = inten[keep]
+        pts = pts[keep]
+        self.scans += 1
+        if len(pts) == 0:
+            return 0
+        # centroid (and mean intensity) of the scan's points in each voxel
+        keys, inverse, counts = np.unique(_keys(pts, cfg.voxel_size), return_inverse=True, return_counts=True)
+        centroids = np.stack([np.bincount(inverse, pts[:, i]) for i in range(3)], axis=1) / counts[:, None]
+        mean_int = None if inten is None else np.bincount(inverse, inten) / counts
+        # normals from the scan's own voxel centroids (all of them: the neighbourhood of a new
+        # voxel is often old), oriented to face the sensor
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centroids))
+        pc.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=cfg.normal_radius_voxels * cfg.voxel_size, max_nn=20))
+        pc.orient_normals_towards_camera_location(origin)
+        normals = np.asarray(pc.normals)
+        new = (counts >= cfg.min_points) & ~np.isin(keys, self._occupied, assume_unique=True)
+        if not new.any():
+            return 0
+        self._occupied = np.union1d(self._occupied, keys[new])
+        return self._seed(centroids[new], normals[new], None if mean_int is None else mean_int[new], stamp_ns)
+
+    def _seed(self, means: np.ndarray, normals: np.ndarray, intensity: np.ndarray | None, stamp_ns: int) -> int:
+        cfg = self.config
+        n = len(means)
+        if intensity is not None and len(intensity):
+            if self._intensity_scale is None:
+                self._intensity_scale = float(np.percentile(intensity, 99)) or 1.0
+            grey = np.clip(intensity / self._intensity_scale, 0.0, 1.0)
+        else:
+            grey = np.full(n, 0.5)
+        # rotation taking the local z axis (the thin one) to the normal
+        z = np.array([0.0, 0.0, 1.0])
+        axis = np.cross(np.broadcast_to(z, normals.shape), normals)
+        s = np.linalg.norm(axis, axis=1, keepdims=True)
+        angle = np.arctan2(s[:, 0], normals @ z)
+        axis = np.where(s > 1e-9, axis / np.maximum(s, 1e-12), np.array([1.0, 0.0, 0.0]))
+        xyzw = Rotation.from_rotvec(axis * angle[:, None]).as_quat()
+        wxyz = np.concatenate([xyzw[:, 3:], xyzw[:, :3]], axis=1)
+        sigma_t = cfg.width * cfg.voxel_size
+        log_scales = np.log([sigma_t, sigma_t, cfg.thickness * cfg.voxel_size])
+        logit = math.log(cfg.opacity / (1.0 - cfg.opacity))
+        colour = np.repeat(grey[:, None], 3, axis=1)
+        self.map.add(
+            torch.as_tensor(means, dtype=torch.float32),
+            quats=torch.as_tensor(wxyz, dtype=torch.float32),
+            log_scales=torch.as_tensor(log_scales, dtype=torch.float32).expand(n, 3),
+            opacity_logits=torch.full((n,), logit),
+            sh=torch.as_tensor((colour - 0.5) / C0, dtype=torch.float32),
+            stamp_ns=int(stamp_ns),
+        )
+        if self.map.evicted_total != self._evicted:  # the cap dropped Gaussians: free their voxels
+            self._evicted = self.map.evicted_total
+            self._occupied = np.unique(_keys(self.map.means.double().numpy(), cfg.voxel_size))
+        return n
