@@ -53,7 +53,9 @@ demo: setup
 	$(VENV)/bin/ros-gs bag from-mujoco walkthrough $(OUT)/walkthrough.mcap --duration 5 --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/walkthrough.mcap
 	$(VENV)/bin/ros-gs replay $(OUT)/walkthrough.mcap --node lidar_odometry --out $(OUT)/walkthrough_odom.mcap \
-		--overwrite --params config/lidar_odometry_indoor.yaml
+		--overwrite --params config/lidar_odometry_indoor.yaml --services config/services/demo_save_lidar_map.yaml
+	$(VENV)/bin/ros-gs render $(OUT)/walkthrough_lidar_map/map.ply $(OUT)/walkthrough_lidar_map.png --size 640 480 \
+		--intrinsics 500 500 320 240 --pose 0 0 10 1 0 0 0
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \
 		--pose 4.2 -1.5 0.2 0 -0.7071068 0 0.7071068 --depth $(OUT)/guitar_front_depth.npy
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.compressed.ply $(OUT)/guitar_side.png --size 640 480 \

@@ -10,14 +10,16 @@ Each voxel's first observation is the centroid of the scan's points in it (an av
 range noise shrinks with the point count); the Gaussian is a disc on the local surface (open3d
 normals, oriented to the sensor): ``width`` x ``voxel_size`` wide (sigma) so neighbours overlap
 into a closed surface, ``thickness`` x ``voxel_size`` thin along the normal.  Colour is the return intensity
-(grey) when the scan has one.  The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds
-memory (evicting the Gaussians seen longest ago).  No ROS imports.
+(grey) when the scan has one, else the height (a colour map, so renders of the map read well).
+The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds memory (evicting the Gaussians seen
+longest ago).  No ROS imports.
 """
 
 from __future__ import annotations
 
 import math
 
+import matplotlib
 import numpy as np
 import open3d as o3d
 import torch
@@ -45,6 +47,7 @@ class LidarMapConfig(BaseModel):
     thickness: float = Field(0.1, gt=0.0, le=1.0, description="sigma along the normal, as a fraction of voxel_size")
     opacity: float = Field(0.95, gt=0.0, lt=1.0, description="opacity of seeded Gaussians")
     intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first scan with intensities")
+    height_range: tuple[float, float] = Field((-2.0, 2.0), description="scans without intensity: colour by map-frame z over this range (m), turbo colour map as in RViz's axis colouring")
     max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the Gaussians seen longest ago)")
 
 
@@ -106,9 +109,11 @@ class LidarGaussianMapper:
         if intensity is not None and len(intensity):
             if self._intensity_scale is None:
                 self._intensity_scale = float(np.percentile(intensity, 99)) or 1.0
-            grey = np.clip(intensity / self._intensity_scale, 0.0, 1.0)
+            colour = np.repeat(np.clip(intensity / self._intensity_scale, 0.0, 1.0)[:, None], 3, axis=1)
         else:
-            grey = np.full(n, 0.5)
+            lo, hi = cfg.height_range
+            h = np.clip((means[:, 2] - lo) / max(hi - lo, 1e-9), 0.0, 1.0)
+            colour = matplotlib.colormaps["turbo"](h)[:, :3]
         # rotation taking the local z axis (the thin one) to the normal
         z = np.array([0.0, 0.0, 1.0])
         axis = np.cross(np.broadcast_to(z, normals.shape), normals)
@@ -120,7 +125,6 @@ class LidarGaussianMapper:
         sigma_t = cfg.width * cfg.voxel_size
         log_scales = np.log([sigma_t, sigma_t, cfg.thickness * cfg.voxel_size])
         logit = math.log(cfg.opacity / (1.0 - cfg.opacity))
-        colour = np.repeat(grey[:, None], 3, axis=1)
         self.map.add(
             torch.as_tensor(means, dtype=torch.float32),
             quats=torch.as_tensor(wxyz, dtype=torch.float32),

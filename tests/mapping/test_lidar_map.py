@@ -87,6 +87,12 @@ def test_intensity_colours_and_bad_input() -> None:
     grey = m.map.colors_dc.numpy()
     floor = np.abs(m.map.means.numpy()[:, 2]) < 1e-6
     assert np.allclose(grey[floor], 1.0, atol=1e-5) and np.allclose(grey[~floor & (m.map.means.numpy()[:, 2] > 0.2)], 0.25, atol=1e-5)
+    plain = LidarGaussianMapper(LidarMapConfig(height_range=(-1.0, 1.0)))
+    plain.integrate(pts, ORIGIN, 1)  # no intensity: coloured by height (turbo), floor at mid-range
+    import matplotlib
+
+    floor = np.abs(plain.map.means.numpy()[:, 2]) < 1e-6
+    assert np.allclose(plain.map.colors_dc.numpy()[floor], matplotlib.colormaps["turbo"](0.5)[:3], atol=1e-5)
     bad = pts.copy()
     bad[::2] = np.nan  # NaN points are dropped, the rest mapped
     assert LidarGaussianMapper().integrate(bad, ORIGIN, 1) > 0
