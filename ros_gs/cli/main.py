@@ -38,7 +38,8 @@ def bag_from_rgbd(
     max_frames: Annotated[Optional[int], typer.Option(help="stop after this many frames")] = None,
     first_frame: Annotated[int, typer.Option(help="index of the first frame written")] = 0,
     step: Annotated[int, typer.Option(help="write every step-th frame (stamps keep the source timing)")] = 1,
-    color_camera: Annotated[Optional[str], typer.Option(help="colour camera when colour is not registered to depth: kinect-v1 (7-Scenes); default: registered")] = None,
+    color_camera: Annotated[Optional[str], typer.Option(
+        help="colour camera when colour is not registered to depth: kinect-v1 (7-Scenes); default: registered")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """RGB-D frames with ground-truth poses -> Image, CameraInfo, /tf and /ground_truth/pose."""

@@ -10,5 +10,8 @@ from ros_gs.mapping.lidar_map import LidarGaussianMapper, LidarMapConfig
 from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
 from ros_gs.mapping.mapper import Keyframe, Mapper, PoseEstimate
 
-__all__ = ["Keyframe", "LidarGaussianMapper", "LidarMapConfig", "LidarOdometry", "LidarOdometryConfig", "Mapper", "MapperConfig", "PoseEstimate", "RgbdFrame", "ate_rmse", "downscale",
-           "psnr", "register_color_to_depth", "register_frame", "render_K", "scale_K", "ssim"]
+__all__ = [
+    "Keyframe", "LidarGaussianMapper", "LidarMapConfig", "LidarOdometry", "LidarOdometryConfig", "Mapper", "MapperConfig",
+    "PoseEstimate", "RgbdFrame", "ate_rmse", "downscale", "psnr", "register_color_to_depth", "register_frame", "render_K",
+    "scale_K", "ssim",
+]

@@ -49,6 +49,8 @@ class RgbdFrame:
         if self.depth.ndim != 2:
             raise ConfigError(f"RgbdFrame.depth must be (H, W), got {self.depth.shape}")
         if self.color_K is None:
+            if self.T_color_depth is not None:
+                raise ConfigError("RgbdFrame.T_color_depth needs color_K (the colour camera's intrinsics)")
             if self.depth.shape != self.rgb.shape[:2]:
                 raise ConfigError(f"RgbdFrame.depth must be {self.rgb.shape[:2]} (registered), got {self.depth.shape}")
             return

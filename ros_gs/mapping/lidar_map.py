@@ -11,8 +11,8 @@ range noise shrinks with the point count); the Gaussian is a disc on the local s
 normals, oriented to the sensor): ``width`` x ``voxel_size`` wide (sigma) so neighbours overlap
 into a closed surface, ``thickness`` x ``voxel_size`` thin along the normal.  Colour is the return intensity
 (grey) when the scan has one, else the height (a colour map, so renders of the map read well).
-The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds memory (evicting the Gaussians seen
-longest ago).  No ROS imports.
+The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds memory (the oldest Gaussians go
+first, and their voxels can be seeded again).  No ROS imports.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ros_gs.gaussians.model import C0, GaussianMap
 __all__ = ["LidarGaussianMapper", "LidarMapConfig"]
 
 _OFFSET = 1 << 20  # voxel keys: 21 bits per axis (+-2^20 voxels: +-52 km at 5 cm)
+_INSIDE = 1e-3  # seeded means keep this fraction of a voxel from its faces, so float32 means map back to their voxel
 
 
 class LidarMapConfig(BaseModel):
@@ -46,14 +47,21 @@ class LidarMapConfig(BaseModel):
     width: float = Field(0.6, gt=0.0, le=2.0, description="sigma across the surface, as a fraction of voxel_size (neighbours overlap into a closed surface)")
     thickness: float = Field(0.1, gt=0.0, le=1.0, description="sigma along the normal, as a fraction of voxel_size")
     opacity: float = Field(0.95, gt=0.0, lt=1.0, description="opacity of seeded Gaussians")
-    intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first scan with intensities")
+    intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first voxels seeded with intensities")
     height_range: tuple[float, float] = Field((-2.0, 2.0), description="scans without intensity: colour by map-frame z over this range (m), turbo colour map as in RViz's axis colouring")
-    max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the Gaussians seen longest ago)")
+    max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the oldest Gaussians first; their voxels can be seeded again)")
 
 
 def _keys(points: np.ndarray, voxel: float) -> np.ndarray:
     v = np.floor(points / voxel).astype(np.int64) + _OFFSET
     return (v[:, 0] << 42) | (v[:, 1] << 21) | v[:, 2]
+
+
+def _corners(keys: np.ndarray, voxel: float) -> np.ndarray:
+    """Lowest corner (m) of each keyed voxel."""
+    mask = (1 << 21) - 1
+    v = np.stack([(keys >> 42) & mask, (keys >> 21) & mask, keys & mask], axis=1) - _OFFSET
+    return v * voxel
 
 
 class LidarGaussianMapper:
@@ -76,6 +84,7 @@ class LidarGaussianMapper:
         if not np.isfinite(origin).all():
             raise InputError(f"sensor origin must be finite, got {origin}")
         keep = np.isfinite(pts).all(axis=1) & (np.linalg.norm(pts - origin, axis=1) <= cfg.max_range)
+        keep &= (np.abs(np.nan_to_num(pts)) < (_OFFSET - 1) * cfg.voxel_size).all(axis=1)  # beyond the key range
         inten = None
         if intensity is not None:
             inten = np.asarray(intensity, dtype=np.float64).reshape(-1)
@@ -90,6 +99,8 @@ class LidarGaussianMapper:
         # centroid (and mean intensity) of the scan's points in each voxel
         keys, inverse, counts = np.unique(_keys(pts, cfg.voxel_size), return_inverse=True, return_counts=True)
         centroids = np.stack([np.bincount(inverse, pts[:, i]) for i in range(3)], axis=1) / counts[:, None]
+        lo = _corners(keys, cfg.voxel_size)
+        centroids = np.clip(centroids, lo + _INSIDE * cfg.voxel_size, lo + (1 - _INSIDE) * cfg.voxel_size)
         mean_int = None if inten is None else np.bincount(inverse, inten) / counts
         # normals from the scan's own voxel centroids (all of them: the neighbourhood of a new
         # voxel is often old), oriented to face the sensor

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, render_K
@@ -152,10 +153,18 @@ class Mapper:
         d[(d < cfg.depth_min) | (d > cfg.depth_max)] = 0.0
         return f
 
-    def process(self, frame: RgbdFrame) -> PoseEstimate:
+    def process(self, frame: RgbdFrame, motion_prior: np.ndarray | None = None) -> PoseEstimate:
         """Track one frame (relocalise it when lost), fuse its depth into the map, and make it a
-        keyframe when it moved far enough: the one entry of the mapper."""
+        keyframe when it moved far enough: the one entry of the mapper.
+
+        ``motion_prior``: the camera's motion since the previously processed frame
+        (``T_prev_cur``, 4x4), e.g. from wheel or inertial odometry; it replaces the
+        constant-velocity prediction as the initial guess of tracking."""
         cfg = self.config
+        if motion_prior is not None:
+            motion_prior = np.asarray(motion_prior, dtype=np.float64)
+            if motion_prior.shape != (4, 4) or not np.isfinite(motion_prior).all():
+                raise InputError(f"motion_prior must be a finite 4x4 matrix, got shape {motion_prior.shape}")
         f = self.prepare(frame)
         src = to_o3d_rgbd(f.rgb, f.depth)
         fitness, ok = 1.0, True
@@ -167,7 +176,9 @@ class Mapper:
         else:
             T_prev = self.current_pose(-1)
             T_pred = T_prev.copy()
-            if cfg.constant_velocity and len(self.trajectory) >= 2 and self.trajectory[-2].ok:
+            if motion_prior is not None:
+                T_pred = T_prev @ orthonormalize(motion_prior)
+            elif cfg.constant_velocity and len(self.trajectory) >= 2 and self.trajectory[-2].ok:
                 T_pp = self.current_pose(-2)
                 T_pred = T_prev @ (_inv(T_pp) @ T_prev)
             T, fitness = self._track(f, src, T_pred)

@@ -7,7 +7,7 @@ IMU-to-LiDAR rotation, supplies the rotation since the last scan.  One ``nav_msg
 scan, stamped with the scan's stamp, in ``odom_frame`` (= the first scan's LiDAR frame), and
 ``odom_frame -> lidar`` on /tf.  Each registered scan also grows a Gaussian map
 (:class:`ros_gs.mapping.LidarGaussianMapper`: flat Gaussians on the scanned surfaces, grey from
-the return intensity), published as a rate-limited PointCloud2 with the Gaussian fields and saved
+the return intensity or coloured by height), published as a rate-limited PointCloud2 with the Gaussian fields and saved
 as a PLY by ``~/save_map``.
 """
 
@@ -19,8 +19,8 @@ import numpy as np
 from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
-from ros_gs.mapping.imu_rotation import GyroIntegrator
 from ros_gs.gaussians.ply import write_ply
+from ros_gs.mapping.imu_rotation import GyroIntegrator
 from ros_gs.mapping.lidar_map import LidarGaussianMapper, LidarMapConfig
 from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
 from ros_gs.nodes.map_cloud import gaussian_cloud
@@ -112,17 +112,16 @@ class LidarOdometryNode:
         T = self.odometry.register(pts, t, stamp, rotation_prior=prior)
         self._last_stamp = stamp
         self.scans += 1
-        if self.mapper is not None:
-            scan = self.odometry.last_scan
-            intensity = None
-            if "intensity" in names:
-                intensity = cloud["intensity"].astype(np.float64)[finite][self.odometry.last_scan_index]
-            self.mapper.integrate(scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
         header = make_header(self.ctx.make, stamp, p.odom_frame)
         pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, T))
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, frame)]))
+        if self.mapper is not None:  # after publishing: a map problem never withholds the pose
+            intensity = None
+            if "intensity" in names and cloud["intensity"].ndim == 1:
+                intensity = cloud["intensity"].astype(np.float64)[finite][self.odometry.last_scan_index]
+            self.mapper.integrate(self.odometry.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
 
     # -- the Gaussian map --------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:

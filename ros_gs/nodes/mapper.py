@@ -4,10 +4,10 @@ Subscribes to colour, depth and CameraInfo, pairs them with approximate time syn
 frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` per processed
 frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth that is not
 registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
-then resampled onto the depth grid using the depth -> colour extrinsic from TF, and the pose
-published is the depth camera's.  The map goes out as a
-rate-limited PointCloud2 of Gaussian centres with colour and opacity; services save it as PLY
-and render it from any camera.
+then resampled onto the depth grid using the depth -> colour extrinsic from /tf_static, and the
+pose published is the depth camera's.  An external odometry (``odom_prior_topic``) predicts
+each frame's pose in place of constant velocity.  The map goes out as a rate-limited
+PointCloud2 of the Gaussians; services save it (PLY + keyframes) and render it from any camera.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.runtime.qos import SENSOR_QOS
+from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
-from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, pose_msg_to_matrix
+from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat, pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
+from ros_gs.sensors.tf_buffer import TfBuffer
 
 
 class MapperNodeParams(NodeParams):
@@ -41,6 +42,7 @@ class MapperNodeParams(NodeParams):
     publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf")
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
+    odom_prior_topic: str = Field("", description="nav_msgs/Odometry of an external odometry (wheels, VIO, LiDAR): its motion between two frames, moved into the camera frame by the static TF from its child_frame_id, replaces the constant-velocity prediction; '' = none")
     map_path: str = Field("", description="a map folder saved by ~/save_map to start from: the first frame is relocalised in it and poses are published in its frame (set mapper.update_map false to localise only)")
     mapper: MapperConfig = Field(default_factory=MapperConfig, description="mapping and tracking (ros_gs.mapping)")
 
@@ -54,10 +56,20 @@ class MapperNode:
         self.params = p = ctx.get_params(MapperNodeParams)
         # a damaged map folder raises DatasetError here: the runtime reports it, no node starts
         self.mapper = Mapper.load(p.map_path, p.mapper) if p.map_path else Mapper(p.mapper)
-        inputs = [("sensor_msgs/msg/Image", p.rgb_topic), ("sensor_msgs/msg/Image", p.depth_topic), ("sensor_msgs/msg/CameraInfo", p.info_topic)]
+        inputs = [("sensor_msgs/msg/Image", p.rgb_topic), ("sensor_msgs/msg/Image", p.depth_topic),
+                  ("sensor_msgs/msg/CameraInfo", p.info_topic)]
         if p.depth_info_topic:
             inputs.append(("sensor_msgs/msg/CameraInfo", p.depth_info_topic))
-            self._tf = ctx.tf_buffer()
+        # static extrinsics only: the node's own map -> camera on /tf must not enter this buffer
+        self._tf_static = TfBuffer()
+        ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self._tf_static.add_tf_message(m, static=True),
+                                TF_STATIC_QOS)
+        self._prior = TfBuffer(cache_ns=60 * 10**9)  # the external odometry's poses, interpolated at image stamps
+        self._prior_frames: tuple[str, str] | None = None
+        self._prev_stamp: int | None = None
+        self.priors = {"used": 0, "missing": 0}
+        if p.odom_prior_topic:
+            ctx.create_subscription("nav_msgs/msg/Odometry", p.odom_prior_topic, self.on_odom_prior, SENSOR_QOS)
         self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
@@ -91,11 +103,17 @@ class MapperNode:
             dcam = camera_from_info(depth_info_msg)
             if depth.shape != (dcam.height, dcam.width) or rgb.shape[:2] != (cam.height, cam.width):
                 raise SensorDataError(f"image sizes {rgb.shape[:2]} / {depth.shape} differ from their CameraInfo")
+            one_camera = depth.shape == rgb.shape[:2] and np.allclose(dcam.K, cam.K)
+            try:  # T_color_depth; lookup raises TransformError (an InputError) for unknown or empty frames
+                T = self._tf_static.lookup(rgb_msg.header.frame_id, depth_msg.header.frame_id).matrix
+            except InputError:
+                if not one_camera:  # a counted skip until the static TF arrives
+                    raise
+                T = np.eye(4)  # depth published registered, under its own frame name
             child = depth_msg.header.frame_id or child
-            # a TransformError (an InputError) while the static TF has not arrived: a counted skip
-            T = np.eye(4) if child == rgb_msg.header.frame_id else self._tf.lookup(rgb_msg.header.frame_id, child).matrix
             frame = RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=dcam.K, color_K=cam.K, T_color_depth=T)
-        estimate = self.mapper.process(frame)
+        estimate = self.mapper.process(frame, motion_prior=self._motion_prior(stamp, child))
+        self._prev_stamp = stamp
         if not estimate.ok:
             what = "not relocalised in the map" if self.mapper.lost else "tracking lost"
             self.ctx.count_skip(self.params.rgb_topic, InputError(f"{what} at {stamp} ns (fitness {estimate.fitness:.3f})"))
@@ -107,6 +125,28 @@ class MapperNode:
         if self.params.publish_tf:
             tf = matrix_to_transform_stamped(self.ctx.make, estimate.T_world_cam, header, child)
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[tf]))
+
+    def on_odom_prior(self, msg) -> None:
+        parent, child = msg.header.frame_id or "odom", msg.child_frame_id or "base_link"
+        T = pose_msg_to_matrix(msg.pose.pose)
+        xyz, q = matrix_to_xyz_quat(T)
+        self._prior.set_transform(parent, child, header_stamp_ns(msg), xyz, q)
+        self._prior_frames = (parent, child)
+
+    def _motion_prior(self, stamp: int, camera_frame: str) -> np.ndarray | None:
+        """Camera motion since the previous frame from the external odometry (its child frame
+        moved into the camera frame with the static TF), or None (constant velocity then)."""
+        if self._prior_frames is None or self._prev_stamp is None:
+            return None
+        parent, child = self._prior_frames
+        try:
+            rel = np.linalg.inv(self._prior.lookup(parent, child, self._prev_stamp).matrix) @ self._prior.lookup(parent, child, stamp).matrix
+            X = np.eye(4) if child == camera_frame else self._tf_static.lookup(child, camera_frame).matrix  # T_child_camera
+        except InputError:
+            self.priors["missing"] += 1  # no odometry around this stamp yet, or no extrinsic
+            return None
+        self.priors["used"] += 1
+        return np.linalg.inv(X) @ rel @ X
 
     # -- output --------------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:

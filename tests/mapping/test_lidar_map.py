@@ -42,8 +42,10 @@ def test_gaussians_lie_on_the_surfaces_facing_the_sensor() -> None:
     voxels = np.unique(np.floor(pts / 0.05).astype(int), axis=0)
     assert n == len(voxels) == len(m.map)  # one per occupied voxel (each holds 25 points)
     mu = m.map.means.numpy()
-    on_floor, on_wall = np.abs(mu[:, 2]) < 1e-6, np.abs(mu[:, 0] - 2.0) < 1e-6
-    assert (on_floor | on_wall).all()  # centroids of points on a plane lie on it
+    # centroids of points on a plane lie on it (kept 0.1% of a voxel inside their voxel: these
+    # planes lie on voxel faces)
+    on_floor, on_wall = np.abs(mu[:, 2]) < 1e-4, np.abs(mu[:, 0] - 2.0) < 1e-4
+    assert (on_floor | on_wall).all()
     axes = thin_axes(m)
     inner_floor = on_floor & (mu[:, 0] < 1.8) & (np.abs(mu[:, 1]) < 0.9) & (np.abs(mu[:, 0]) < 0.9)
     inner_wall = on_wall & (mu[:, 2] > 0.2) & (mu[:, 2] < 0.9) & (np.abs(mu[:, 1]) < 0.9)
@@ -74,7 +76,7 @@ def test_cap_bounds_the_map_and_frees_evicted_voxels() -> None:
     wall = pts[pts[:, 0] == 2.0]
     n = m.integrate(wall, ORIGIN, 2)  # newer observations evict the oldest
     assert len(m.map) == 300 and n > 0
-    assert (np.abs(m.map.means.numpy()[:, 0] - 2.0) < 1e-6).sum() == min(n, 300)
+    assert (np.abs(m.map.means.numpy()[:, 0] - 2.0) < 1e-4).sum() == min(n, 300)
     # the evicted floor voxels are free again: seen anew, they are seeded again
     assert m.integrate(pts[pts[:, 2] == 0][:2000], ORIGIN, 3) > 0
 
@@ -85,13 +87,13 @@ def test_intensity_colours_and_bad_input() -> None:
     m = LidarGaussianMapper(LidarMapConfig(intensity_scale=100.0))
     m.integrate(pts, ORIGIN, 1, inten)
     grey = m.map.colors_dc.numpy()
-    floor = np.abs(m.map.means.numpy()[:, 2]) < 1e-6
+    floor = np.abs(m.map.means.numpy()[:, 2]) < 1e-4
     assert np.allclose(grey[floor], 1.0, atol=1e-5) and np.allclose(grey[~floor & (m.map.means.numpy()[:, 2] > 0.2)], 0.25, atol=1e-5)
     plain = LidarGaussianMapper(LidarMapConfig(height_range=(-1.0, 1.0)))
     plain.integrate(pts, ORIGIN, 1)  # no intensity: coloured by height (turbo), floor at mid-range
     import matplotlib
 
-    floor = np.abs(plain.map.means.numpy()[:, 2]) < 1e-6
+    floor = np.abs(plain.map.means.numpy()[:, 2]) < 1e-4
     assert np.allclose(plain.map.colors_dc.numpy()[floor], matplotlib.colormaps["turbo"](0.5)[:3], atol=1e-5)
     bad = pts.copy()
     bad[::2] = np.nan  # NaN points are dropped, the rest mapped
@@ -119,3 +121,7 @@ def test_render_from_above_closes_the_floor_at_its_depth() -> None:
     inner[10:50, 10:70] = True  # floor x in [-0.3, 0.7] at 1 m: away from the wall and the edges
     assert alpha[inner].min() > 0.95  # measured 0.96 (0.87 with discs half a voxel wide)
     assert np.abs(depth[inner] - 1.0).max() < 1e-3
+    # float32 means map back to the voxels they were seeded in (what eviction bookkeeping relies on)
+    from ros_gs.mapping.lidar_map import _keys
+
+    assert len(np.unique(_keys(m.map.means.double().numpy(), 0.05))) == len(m.map)

@@ -141,6 +141,26 @@ def test_mapper_respects_the_cap():
     assert est.keyframe and est.ok and m.map.num_gaussians <= 500
 
 
+def test_motion_prior_replaces_constant_velocity():
+    """With no tracking iterations the pose is the prediction itself: T_prev @ motion_prior when a
+    prior is given, else the constant-velocity extrapolation; a non-finite prior is refused."""
+    from ros_gs.errors import InputError
+
+    cfg = MapperConfig(target_width=64, odometry_iterations=(0, 0, 0), map_iterations=0, map_iterations_coarse=0,
+                       pose_graph=False)
+    m = Mapper(cfg)
+    m.process(_plane_frame())
+    prior = np.eye(4)
+    prior[:3, :3] = Rotation.from_rotvec([0.0, 0.05, 0.0]).as_matrix()
+    prior[:3, 3] = [0.05, 0.0, 0.01]
+    T1 = m.process(_plane_frame(), motion_prior=prior).T_world_cam
+    np.testing.assert_allclose(T1, prior, atol=1e-9)
+    T2 = m.process(_plane_frame()).T_world_cam  # no prior: constant velocity from the last motion
+    np.testing.assert_allclose(T2, T1 @ T1, atol=1e-9)
+    with pytest.raises(InputError, match="motion_prior"):
+        m.process(_plane_frame(), motion_prior=np.full((4, 4), np.nan))
+
+
 def test_depth_fusion_averages_observations_along_the_rays():
     """Gaussians seeded on a plane at 2.00 m, then 3 frames seeing it at 2.06 m: each mean
     slides along its own viewing ray to the count-weighted mean (1 x 2.00 + 3 x 2.06) / 4;

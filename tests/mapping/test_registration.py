@@ -94,3 +94,5 @@ def test_bad_calibration_is_a_clear_error() -> None:
         RgbdFrame(0, rgb, depth, KD, color_K=np.zeros((3, 3)))
     with pytest.raises(ConfigError, match="registered"):
         RgbdFrame(0, rgb, depth, KD)  # colour and depth differ in size and no colour camera
+    with pytest.raises(ConfigError, match="needs color_K"):
+        RgbdFrame(0, rgb[:60, :80], depth, KD, T_color_depth=np.eye(4))

@@ -151,3 +151,37 @@ def test_lidar_gaussian_map_on_walkthrough(walkthrough_bag: Path, tmp_path: Path
     T = tf.lookup("world", "gt/rig", stamp).matrix @ rig_lidar
     near, _ = cKDTree(mu).query(pts @ T[:3, :3].T + T[:3, 3])
     assert np.mean(near < 0.075) > 0.98, np.mean(near < 0.075)  # measured 0.9999
+
+
+def test_map_intensity_stays_with_its_points(tmp_path: Path) -> None:
+    """Scans with NaN points and points inside min_range (both dropped before registration) and an
+    intensity that encodes each point's x: every Gaussian's grey still matches where it is."""
+    from ros_gs.bags.writer import BagWriter
+    from ros_gs.nodes.lidar_odometry import LidarOdometryNode
+    from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
+
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-4, 4, (20000, 3))
+    pts[:7000, 2] = -1.0  # floor and two walls
+    pts[7000:14000, 0] = 3.5
+    pts[14000:, 1] = 3.0
+    pts[::50] = np.nan  # dropped: not finite
+    pts[1::50] = rng.uniform(-0.2, 0.2, (len(pts[1::50]), 3))  # dropped: inside min_range
+    cloud = np.zeros(len(pts), np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("intensity", np.float32)]))
+    cloud["x"], cloud["y"], cloud["z"] = pts.T
+    cloud["intensity"] = np.nan_to_num(10.0 * (pts[:, 0] + 5.0))  # grey = (x + 5) / 10 at scale 100
+    bag = tmp_path / "scans.mcap"
+    with BagWriter(bag) as w:
+        for k in range(3):
+            t = 1_000_000_000 + k * 100_000_000
+            w.write("/lidar/points", "sensor_msgs/msg/PointCloud2", array_to_pointcloud2(w.factory, cloud, t, "lidar"), t)
+    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"lidar_odometry": {
+        "imu_topic": "", "lidar": {"min_range": 0.5}, "map": {"intensity_scale": 100.0, "voxel_size": 0.1}}})
+    node = rt.add_node(LidarOdometryNode)
+    report = rt.run()
+    assert not report.errors and not report.skipped, (report.errors, report.skipped)
+    gmap = node.mapper.map
+    assert len(gmap) > 1000
+    grey = gmap.colors_dc.numpy()[:, 0]
+    want = (gmap.means.numpy()[:, 0] + 5.0) / 10.0
+    assert np.abs(grey - want).max() < 0.01  # a voxel's mean intensity encodes its mean x

@@ -122,3 +122,45 @@ def test_unregistered_depth_without_tf_is_a_counted_skip(kitchen_bag: Path, tmp_
 def min_stamp(bag: Path) -> int:
     with BagReader(bag) as reader:
         return min(s.first_ns for s in reader.summary() if s.first_ns is not None)
+
+
+def test_external_odometry_predicts_the_motion(kitchen_bag: Path, tmp_path: Path) -> None:
+    """odom_prior_topic: a nav_msgs/Odometry of a base 10 cm beside the camera (and turned), with
+    base -> camera on /tf_static, predicts each frame's camera motion; here the odometry is the
+    ground truth, so the prediction equals the true motion and every frame after the first uses it."""
+    from scipy.spatial.transform import Rotation
+
+    from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
+    from ros_gs.sensors.stamps import make_header
+
+    X = np.eye(4)  # T_base_camera
+    X[:3, :3] = Rotation.from_euler("xyz", [-90, 0, -90], degrees=True).as_matrix()
+    X[:3, 3] = [0.1, 0.02, 0.3]
+    bag = tmp_path / "with_odom.mcap"
+    gt = {}
+    with BagReader(kitchen_bag) as reader, BagWriter(bag) as writer:
+        make = writer.factory
+        for raw, msg in reader.messages():
+            writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+            if raw.topic == "/ground_truth/pose":
+                stamp = header_stamp_ns(msg)
+                gt[stamp] = pose_msg_to_matrix(msg.pose)
+                pose = make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(make, gt[stamp] @ np.linalg.inv(X)))
+                odom = make("nav_msgs/msg/Odometry", header=make_header(make, stamp, "odom"), child_frame_id="base_link", pose=pose)
+                writer.write("/odom", "nav_msgs/msg/Odometry", odom, raw.log_ns)
+        static = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, X, make_header(make, min(gt), "base_link"),
+                                                                                            "camera_depth_optical_frame")])
+        writer.write("/tf_static", "tf2_msgs/msg/TFMessage", static, min(gt))
+    out = tmp_path / "out.mcap"
+    rt = ReplayRuntime(bag, out, overrides={"mapper": {"odom_prior_topic": "/odom", **UNREGISTERED}})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    assert node.priors == {"used": N - 1, "missing": 0}
+    with BagReader(out) as reader:
+        est = [pose_msg_to_matrix(m.pose.pose) for _, m in reader.messages(["/ros_gs/odom"])]
+    stamps = sorted(gt)
+    assert len(est) == N and ate_rmse(est, [gt[s] for s in stamps])[0] < 0.03
+    node._prev_stamp = stamps[9]  # the prediction itself: the true camera motion
+    rel = node._motion_prior(stamps[10], "camera_depth_optical_frame")
+    np.testing.assert_allclose(rel, np.linalg.inv(gt[stamps[9]]) @ gt[stamps[10]], atol=1e-6)
