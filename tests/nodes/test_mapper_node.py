@@ -164,3 +164,21 @@ def test_external_odometry_predicts_the_motion(kitchen_bag: Path, tmp_path: Path
     node._prev_stamp = stamps[9]  # the prediction itself: the true camera motion
     rel = node._motion_prior(stamps[10], "camera_depth_optical_frame")
     np.testing.assert_allclose(rel, np.linalg.inv(gt[stamps[9]]) @ gt[stamps[10]], atol=1e-6)
+
+
+def test_registered_depth_under_its_own_frame_needs_no_tf(kitchen_dir: Path, tmp_path: Path) -> None:
+    """Depth published registered (same size and K as colour) under its own frame name, with no
+    TF between the frames: used as registered, not skipped."""
+    src = tmp_path / "registered.mcap"
+    result = CliRunner().invoke(app, ["bag", "from-rgbd", str(kitchen_dir), str(src), "--max-frames", "4"])
+    assert result.exit_code == 0, result.output
+    bag = tmp_path / "no_tf.mcap"
+    with BagReader(src) as reader, BagWriter(bag) as writer:
+        for raw, _ in reader.messages():
+            if raw.topic != "/tf_static":
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"mapper": UNREGISTERED})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors and not report.skipped, (report.errors, report.skipped)
+    assert node.frames == 4
