@@ -5,8 +5,8 @@ frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` 
 frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth that is not
 registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
 then resampled onto the depth grid using the depth -> colour extrinsic from /tf_static, and the
-pose published is the depth camera's.  An external odometry (``odom_prior_topic``) predicts
-each frame's pose in place of constant velocity.  The map goes out as a rate-limited
+pose published is the depth camera's.  An external odometry (``odom_prior_topic``) or the
+gyroscope (``imu_topic``: rotation only) predicts each frame's pose in place of constant velocity.  The map goes out as a rate-limited
 PointCloud2 of the Gaussians; services save it (PLY + keyframes) and render it from any camera.
 """
 
@@ -17,12 +17,14 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
+from ros_gs.mapping.imu_rotation import GyroIntegrator
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
+from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat, pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
@@ -43,6 +45,7 @@ class MapperNodeParams(NodeParams):
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
     odom_prior_topic: str = Field("", description="nav_msgs/Odometry of an external odometry (wheels, VIO, LiDAR): its motion between two frames, moved into the camera frame by the static TF from its child_frame_id, replaces the constant-velocity prediction; '' = none")
+    imu_topic: str = Field("", description="sensor_msgs/Imu: without odom_prior_topic, the gyroscope's rotation between frames (moved into the camera frame by /tf_static) replaces the constant-velocity rotation; '' = none")
     map_path: str = Field("", description="a map folder saved by ~/save_map to start from: the first frame is relocalised in it and poses are published in its frame (set mapper.update_map false to localise only)")
     mapper: MapperConfig = Field(default_factory=MapperConfig, description="mapping and tracking (ros_gs.mapping)")
 
@@ -70,6 +73,10 @@ class MapperNode:
         self.priors = {"used": 0, "missing": 0}
         if p.odom_prior_topic:
             ctx.create_subscription("nav_msgs/msg/Odometry", p.odom_prior_topic, self.on_odom_prior, SENSOR_QOS)
+        self.gyro = GyroIntegrator()
+        self._imu_frame: str | None = None
+        if p.imu_topic and not p.odom_prior_topic:
+            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
         self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
@@ -133,11 +140,37 @@ class MapperNode:
         self._prior.set_transform(parent, child, header_stamp_ns(msg), xyz, q)
         self._prior_frames = (parent, child)
 
+    def on_imu(self, msg) -> None:
+        sample = imu_from_msg(msg)
+        self._imu_frame = sample.frame_id
+        if not self.gyro.add(sample.stamp_ns, sample.angular_velocity):
+            raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
+
+    def _gyro_prior(self, stamp: int, camera_frame: str) -> np.ndarray | None:
+        """Constant-velocity translation with the gyroscope's rotation since the previous frame."""
+        if self._imu_frame is None or len(self.mapper.trajectory) < 2:
+            return None
+        R = self.gyro.rotation(self._prev_stamp, stamp)
+        try:
+            R_ci = self._tf_static.lookup(camera_frame, self._imu_frame).matrix[:3, :3]
+        except InputError:
+            R = None
+        if R is None:
+            self.priors["missing"] += 1
+            return None
+        rel = np.linalg.inv(self.mapper.current_pose(-2)) @ self.mapper.current_pose(-1)  # last motion
+        rel[:3, :3] = R_ci @ R @ R_ci.T
+        self.priors["used"] += 1
+        return rel
+
     def _motion_prior(self, stamp: int, camera_frame: str) -> np.ndarray | None:
         """Camera motion since the previous frame from the external odometry (its child frame
-        moved into the camera frame with the static TF), or None (constant velocity then)."""
-        if self._prior_frames is None or self._prev_stamp is None:
+        moved into the camera frame with the static TF) or the gyroscope, or None (constant
+        velocity then)."""
+        if self._prev_stamp is None:
             return None
+        if self._prior_frames is None:
+            return self._gyro_prior(stamp, camera_frame)
         parent, child = self._prior_frames
         try:
             rel = np.linalg.inv(self._prior.lookup(parent, child, self._prev_stamp).matrix) @ self._prior.lookup(parent, child, stamp).matrix

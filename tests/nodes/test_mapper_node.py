@@ -182,3 +182,34 @@ def test_registered_depth_under_its_own_frame_needs_no_tf(kitchen_dir: Path, tmp
     report = rt.run()
     assert not report.errors and not report.skipped, (report.errors, report.skipped)
     assert node.frames == 4
+
+
+def test_gyroscope_rotation_prior_on_walkthrough(tmp_path: Path) -> None:
+    """imu_topic: on the MuJoCo walkthrough (rig camera + IMU) the prediction's rotation is the
+    gyroscope's, moved into the camera frame by /tf_static, and matches the true camera rotation."""
+    pytest.importorskip("mujoco")
+    from ros_gs.bags.evaluate import tf_ground_truth
+    from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
+
+    bag = tmp_path / "walk.mcap"
+    mujoco_scene_to_bag("walkthrough", bag, duration_s=1.0, width=320, height=240, num_cameras=1, camera_rate_hz=30.0, progress=False)
+    topics = {"rgb_topic": "/cameras/rig_front/color/image_raw", "depth_topic": "/cameras/rig_front/depth/image_raw",
+              "info_topic": "/cameras/rig_front/color/camera_info", "imu_topic": "/imu/data"}
+    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"mapper": topics})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    assert node.frames >= 10 and node.priors["used"] >= node.frames - 3, (node.frames, node.priors)
+    with BagReader(bag) as reader:
+        stamps = [header_stamp_ns(m) for _, m in reader.messages([topics["rgb_topic"]])]
+    tf = tf_ground_truth(bag)
+    cam = "rig_front_optical_frame"
+    rig_cam = tf.lookup("rig", cam).matrix
+    a, b = stamps[-6], stamps[-3]  # 0.1 s apart: a few degrees of turn
+    R_true = (np.linalg.inv(tf.lookup("world", "gt/rig", a).matrix @ rig_cam) @ (tf.lookup("world", "gt/rig", b).matrix @ rig_cam))[:3, :3]
+    node._prev_stamp = a
+    R = node._gyro_prior(b, cam)[:3, :3]
+    angle = np.degrees(np.arccos(np.clip((np.trace(R_true.T @ R) - 1) / 2, -1, 1)))
+    turn = np.degrees(np.arccos(np.clip((np.trace(R_true) - 1) / 2, -1, 1)))
+    print(f"turn {turn:.3f} deg, gyro prior off by {angle:.4f} deg, priors {node.priors}, frames {node.frames}")
+    assert turn > 0.5 and angle < 0.05, (turn, angle)
