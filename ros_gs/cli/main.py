@@ -114,7 +114,7 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
 
 
 def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: bool = True) -> list[str]:
-    """Nodes for a bag's sensor topics (found by type): RGB-D -> mapper; PointCloud2 (+ Imu) ->
+    """Nodes for a bag's sensor topics (found by type): RGB-D (+ Imu) -> mapper; PointCloud2 (+ Imu) ->
     lidar_odometry (its odometry on /ros_gs/lidar/odom when the mapper runs too).  Their topic
     parameters are set to the found topics unless given with --set (or, ``set_topics`` False,
     left to the --params files)."""
@@ -127,7 +127,7 @@ def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: 
     if found.rgbd:
         nodes.append("mapper")
         for key, topic in (("rgb_topic", found.rgb), ("depth_topic", found.depth), ("info_topic", found.info),
-                           ("depth_info_topic", found.depth_info or "")):
+                           ("depth_info_topic", found.depth_info or ""), ("imu_topic", found.imu or "")):
             overrides.setdefault("mapper", {}).setdefault(key, topic)
     if found.points:
         nodes.append("lidar_odometry")
