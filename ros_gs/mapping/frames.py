@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+import torch
 
 from ros_gs.errors import ConfigError
 from ros_gs.render.camera import render_K  # noqa: F401  (re-exported: part of the mapping API)
@@ -153,21 +153,26 @@ def register_color_to_depth(rgb: np.ndarray, depth: np.ndarray, K_depth: np.ndar
     Our own code: open3d has no colour-to-depth registration, and OpenCV's ``rgbd.registerDepth``
     (contrib, not a dependency) goes the other way, depth onto the colour grid."""
     h, w = depth.shape
-    d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    d = torch.from_numpy(np.nan_to_num(np.asarray(depth, np.float32), nan=0.0, posinf=0.0, neginf=0.0))
     valid = d > 0
     if fill_depth is None:
-        fill_depth = float(np.median(d[valid])) if valid.any() else 2.0
-    d = np.where(valid, d, fill_depth)
-    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
-    X = np.stack([(u - K_depth[0, 2]) / K_depth[0, 0] * d, (v - K_depth[1, 2]) / K_depth[1, 1] * d, d], -1)
-    Xc = X @ np.asarray(T_color_depth, np.float64)[:3, :3].T + np.asarray(T_color_depth, np.float64)[:3, 3]
-    z = np.maximum(Xc[..., 2], 1e-6)
-    uc = K_color[0, 0] * Xc[..., 0] / z + K_color[0, 1] * Xc[..., 1] / z + K_color[0, 2]
-    vc = K_color[1, 1] * Xc[..., 1] / z + K_color[1, 2]
-    out = np.empty((h, w, 3), np.float32)
-    for ch in range(3):
-        out[..., ch] = map_coordinates(rgb[..., ch].astype(np.float32), [vc, uc], order=1, mode="nearest")
-    return np.round(out).clip(0, 255).astype(np.uint8)
+        fill_depth = float(d[valid].median()) if bool(valid.any()) else 2.0
+    d = torch.where(valid, d, torch.tensor(fill_depth, dtype=d.dtype))
+    Kd = np.asarray(K_depth, np.float64)
+    v, u = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    X = torch.stack([(u - Kd[0, 2]) / Kd[0, 0] * d, (v - Kd[1, 2]) / Kd[1, 1] * d, d], -1)
+    T = torch.as_tensor(np.asarray(T_color_depth, np.float64), dtype=torch.float32)
+    Xc = X @ T[:3, :3].T + T[:3, 3]
+    z = Xc[..., 2].clamp_min(1e-6)
+    Kc = np.asarray(K_color, np.float64)
+    uc = Kc[0, 0] * Xc[..., 0] / z + Kc[0, 1] * Xc[..., 1] / z + Kc[0, 2]
+    vc = Kc[1, 1] * Xc[..., 1] / z + Kc[1, 2]
+    # bilinear sampling at (vc, uc), border pixels beyond the image (torch: all channels at once)
+    hc, wc = rgb.shape[:2]
+    grid = torch.stack([2.0 * uc / max(wc - 1, 1) - 1.0, 2.0 * vc / max(hc - 1, 1) - 1.0], -1)[None]
+    img = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None]  # a copy: inputs may be read-only
+    out = torch.nn.functional.grid_sample(img, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def register_frame(frame: RgbdFrame) -> RgbdFrame:
