@@ -49,6 +49,7 @@ class LidarMapConfig(BaseModel):
     opacity: float = Field(0.95, gt=0.0, lt=1.0, description="opacity of seeded Gaussians")
     intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first voxels seeded with intensities")
     height_range: tuple[float, float] = Field((-2.0, 2.0), description="scans without intensity: colour by map-frame z over this range (m), turbo colour map as in RViz's axis colouring")
+    min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="scans registered with a lower ICP inlier fraction (or not registered: too few points) are not mapped")
     max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the oldest Gaussians first; their voxels can be seeded again)")
 
 

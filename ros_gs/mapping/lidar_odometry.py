@@ -80,6 +80,7 @@ class LidarOdometry:
         # points it holds (range crop): what a map integrates at the returned pose
         self.last_scan: np.ndarray = np.zeros((0, 3))
         self.last_scan_index: np.ndarray = np.zeros(0, np.int64)
+        self.last_registered = False  # ICP placed the last scan (False: the first scan, or too few points: predicted)
 
     # ------------------------------------------------------------------ helpers
     def _relative_motion(self, dt: float) -> np.ndarray:
@@ -150,12 +151,14 @@ class LidarOdometry:
         v = self._velocity
         full = self._deskew(pts, tt, v) if use_t and v is not None else pts
         scan = down(full)
+        self.last_registered = False
         if self._last_T is None or len(scan.points) < cfg.min_points:
             T = T_pred
             if self._last_T is None and use_t:
                 self._first_raw = (pts, tt, T)
         else:
             T = self._icp(scan, self._local_map(), T_pred)
+            self.last_registered = True
             for _ in range(cfg.deskew_passes - 1 if use_t and dt > 0 else 0):
                 v = se3_log(np.linalg.inv(self._last_T) @ T) / dt
                 if self._first_raw is not None and len(self._map) == 1:

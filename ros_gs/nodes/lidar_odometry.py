@@ -71,6 +71,7 @@ class LidarOdometryNode:
             ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
         self._last_stamp: int | None = None
         self.scans = 0
+        self.unmapped_scans = 0
         self.imu_priors = 0
 
     def on_imu(self, msg) -> None:
@@ -117,11 +118,15 @@ class LidarOdometryNode:
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, frame)]))
-        if self.mapper is not None:  # after publishing: a map problem never withholds the pose
+        odo = self.odometry
+        placed = odo.last_registered and odo.last_fitness >= p.map.min_fitness
+        if self.mapper is not None and (placed or self.scans == 1):  # after publishing: a map problem never withholds the pose
             intensity = None
             if "intensity" in names and cloud["intensity"].ndim == 1:
-                intensity = cloud["intensity"].astype(np.float64)[finite][self.odometry.last_scan_index]
-            self.mapper.integrate(self.odometry.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
+                intensity = cloud["intensity"].astype(np.float64)[finite][odo.last_scan_index]
+            self.mapper.integrate(odo.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
+        elif self.mapper is not None:
+            self.unmapped_scans += 1  # a scan whose pose is only predicted stays out of the map
 
     # -- the Gaussian map --------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:

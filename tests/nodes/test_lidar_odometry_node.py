@@ -155,7 +155,8 @@ def test_lidar_gaussian_map_on_walkthrough(walkthrough_bag: Path, tmp_path: Path
 
 def test_map_intensity_stays_with_its_points(tmp_path: Path) -> None:
     """Scans with NaN points and points inside min_range (both dropped before registration) and an
-    intensity that encodes each point's x: every Gaussian's grey still matches where it is."""
+    intensity that encodes each point's x: every Gaussian's grey still matches where it is.  A
+    scan too small to register is published (predicted pose) but not mapped."""
     from ros_gs.bags.writer import BagWriter
     from ros_gs.nodes.lidar_odometry import LidarOdometryNode
     from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
@@ -175,13 +176,17 @@ def test_map_intensity_stays_with_its_points(tmp_path: Path) -> None:
         for k in range(3):
             t = 1_000_000_000 + k * 100_000_000
             w.write("/lidar/points", "sensor_msgs/msg/PointCloud2", array_to_pointcloud2(w.factory, cloud, t, "lidar"), t)
+        stray = cloud[2:12].copy()  # 10 points: too few to register, so the pose is only predicted
+        stray["z"] = 6.0
+        w.write("/lidar/points", "sensor_msgs/msg/PointCloud2", array_to_pointcloud2(w.factory, stray, 1_300_000_000, "lidar"), 1_300_000_000)
     rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"lidar_odometry": {
         "imu_topic": "", "lidar": {"min_range": 0.5}, "map": {"intensity_scale": 100.0, "voxel_size": 0.1}}})
     node = rt.add_node(LidarOdometryNode)
     report = rt.run()
     assert not report.errors and not report.skipped, (report.errors, report.skipped)
     gmap = node.mapper.map
-    assert len(gmap) > 1000
+    assert len(gmap) > 1000 and node.unmapped_scans == 1 and node.scans == 4
+    assert gmap.means.numpy()[:, 2].max() < 4.1  # the predicted scan (z = 6) stayed out of the map
     grey = gmap.colors_dc.numpy()[:, 0]
     want = (gmap.means.numpy()[:, 0] + 5.0) / 10.0
     assert np.abs(grey - want).max() < 0.01  # a voxel's mean intensity encodes its mean x
