@@ -82,6 +82,11 @@ class Keyframe:
         return torch.from_numpy(h.rgb.astype(np.float32) / 255.0), torch.from_numpy(h.depth), h.K
 
 
+# optimisation steps take the Gaussians whose centres project within this fraction of the image
+# size around a window keyframe (wide Gaussians just outside still reach into the image)
+_WINDOW_MARGIN = 0.15
+
+
 def _rot_angle_deg(R: np.ndarray) -> float:
     return math.degrees(math.acos(float(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))))
 
@@ -125,7 +130,9 @@ class Mapper:
         self._relocaliser = Relocaliser(self.config.reloc_voxel, self.config.reloc_candidates,
                                         self.config.reloc_min_fitness, self.config.seed)
         self.relocalisations = {"tried": 0, "succeeded": 0}
-        self._opt_state: dict | None = None
+        # Adam moments of every buffer row (name -> (exp_avg, exp_avg_sq, step)), valid while the
+        # map storage is not reallocated or repacked (storage_version)
+        self._moments: dict[str, tuple[torch.Tensor, torch.Tensor, float]] | None = None
         self._opt_version = -1
         self.graph = KeyframePoseGraph(self.config.depth_outlier_trunc)
         self.graph_stats = {"edges": 0, "loop_edges": 0, "rejected": 0, "optimisations": 0}
@@ -432,8 +439,30 @@ class Mapper:
         )
         return n
 
+    def _window_slots(self, window: list[int]) -> torch.Tensor:
+        """Buffer rows of the Gaussians whose centre projects into (a margin around) one of the
+        window's keyframes: the only ones a step over that window can see."""
+        slots = self.map.active_slots()
+        mu = self.map.storage("means")[slots].detach().double().numpy()
+        vis = np.zeros(len(slots), bool)
+        for i in window:
+            kf = self.keyframes[i]
+            f, T = kf.frame, kf.T_world_cam
+            pc = (mu - T[:3, 3]) @ T[:3, :3]
+            front = pc[:, 2] > 0.01
+            z = np.where(front, pc[:, 2], 1.0)
+            u = f.K[0, 0] * pc[:, 0] / z + f.K[0, 2]
+            v = f.K[1, 1] * pc[:, 1] / z + f.K[1, 2]
+            mx, my = _WINDOW_MARGIN * f.width, _WINDOW_MARGIN * f.height
+            vis |= front & (u > -mx) & (u < f.width + mx) & (v > -my) & (v < f.height + my)
+        return slots[torch.from_numpy(np.nonzero(vis)[0])]
+
     def optimise(self, iterations: int) -> None:
-        """Adam on colour L1 + depth L1 over a window of keyframes (newest every other step)."""
+        """Adam on colour L1 + depth L1 over a window of keyframes (newest every other step).
+
+        Only the Gaussians the window sees are optimised (and rendered): a step costs what the
+        visible part of the map costs, not the whole map.  Their Adam moments are gathered from
+        and scattered back to map-sized buffers, so the rest of the map keeps its moments."""
         cfg = self.config
         if iterations <= 0 or self.map.num_gaussians == 0 or not self.keyframes:
             return
@@ -441,12 +470,19 @@ class Mapper:
         k = min(cfg.window_size - 1, len(older))
         window = [len(self.keyframes) - 1] + (list(self._rng.choice(older, size=k, replace=False)) if k else [])
         m = self.map
-        params = m.parameters()
+        m.requires_grad_(False)
+        sub = self._window_slots(window)
+        if len(sub) == 0:
+            return
         lrs = {"means": cfg.lr_means, "log_scales": cfg.lr_log_scales, "quats": cfg.lr_quats,
                "opacity_logits": cfg.lr_opacity, "sh": cfg.lr_sh}
+        params = {n: m.storage(n)[sub].clone().requires_grad_(True) for n in lrs}
         opt = torch.optim.Adam([{"params": [params[n]], "lr": lr} for n, lr in lrs.items()], eps=1e-15)
-        if cfg.keep_optimizer_state and self._opt_state is not None and self._opt_version == m.storage_version:
-            opt.load_state_dict(self._opt_state)
+        carried = cfg.keep_optimizer_state and self._moments is not None and self._opt_version == m.storage_version
+        if carried:
+            for n, p in params.items():
+                avg, avg_sq, step = self._moments[n]
+                opt.state[p] = {"step": torch.tensor(step), "exp_avg": avg[sub].clone(), "exp_avg_sq": avg_sq[sub].clone()}
         cams: dict = {}
         targets: dict = {}
         total = iterations + cfg.map_iterations_coarse
@@ -463,7 +499,10 @@ class Mapper:
                 cams[key] = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                              torch.as_tensor(kf.T_world_cam, dtype=torch.float32),
                                              rgb.shape[1], rgb.shape[0])
-            out = render_tensors(m.means, m.quats, m.scales, m.opacities, m.sh, cams[key], backend="cpu")
+            q = params["quats"]
+            out = render_tensors(params["means"], q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12),
+                                 torch.exp(params["log_scales"]), torch.sigmoid(params["opacity_logits"]), params["sh"],
+                                 cams[key], backend="cpu")
             loss = (out.rgb - rgb).abs().mean()
             valid = depth > 0
             if cfg.depth_weight > 0 and bool(valid.any()):
@@ -479,19 +518,29 @@ class Mapper:
                 with torch.no_grad():
                     for n, p in params.items():
                         p[~seen] = keep[n]
-        m.requires_grad_(False)
         with torch.no_grad():
+            for n, p in params.items():
+                m.storage(n)[sub] = p.detach()
+            if cfg.keep_optimizer_state:
+                if not carried:
+                    cap = m.storage("means").shape[0]
+                    self._moments = {n: (torch.zeros((cap, *p.shape[1:])), torch.zeros((cap, *p.shape[1:])), 0.0)
+                                     for n, p in params.items()}
+                for n, p in params.items():
+                    st = opt.state[p]
+                    avg, avg_sq, _ = self._moments[n]
+                    avg[sub], avg_sq[sub] = st["exp_avg"], st["exp_avg_sq"]
+                    self._moments[n] = (avg, avg_sq, float(st["step"]))
             bad = (m.opacities < cfg.prune_opacity) | (m.scales.max(dim=1).values > cfg.prune_max_scale)
             if bool(bad.any()):
                 m.remove(bad)
             if cfg.keep_optimizer_state:
                 # freed rows get fresh moments when reused by later seeds
                 dead = ~m.active_mask
-                for st in opt.state.values():
-                    for name in ("exp_avg", "exp_avg_sq"):
-                        if name in st and st[name].shape[0] == dead.shape[0]:
-                            st[name][dead] = 0.0
-                self._opt_state = opt.state_dict()
+                for avg, avg_sq, _ in self._moments.values():
+                    if avg.shape[0] == dead.shape[0]:
+                        avg[dead] = 0.0
+                        avg_sq[dead] = 0.0
                 self._opt_version = m.storage_version
 
     # ------------------------------------------------------------------ persistence
