@@ -6,8 +6,9 @@ frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth tha
 registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
 then resampled onto the depth grid using the depth -> colour extrinsic from /tf_static, and the
 pose published is the depth camera's.  An external odometry (``odom_prior_topic``) or the
-gyroscope (``imu_topic``: rotation only) predicts each frame's pose in place of constant velocity.  The map goes out as a rate-limited
-PointCloud2 of the Gaussians; services save it (PLY + keyframes) and render it from any camera.
+gyroscope (``imu_topic``: rotation only) predicts each frame's pose in place of constant
+velocity.  The map goes out as a rate-limited PointCloud2 of the Gaussians; services save it
+(PLY + keyframes) and render it from any camera.
 """
 
 from __future__ import annotations
