@@ -7,8 +7,8 @@ IMU-to-LiDAR rotation, supplies the rotation since the last scan.  One ``nav_msg
 scan, stamped with the scan's stamp, in ``odom_frame`` (= the first scan's LiDAR frame), and
 ``odom_frame -> lidar`` on /tf.  Each registered scan also grows a Gaussian map
 (:class:`ros_gs.mapping.LidarGaussianMapper`: flat Gaussians on the scanned surfaces, grey from
-the return intensity or coloured by height), published as a rate-limited PointCloud2 with the Gaussian fields and saved
-as a PLY by ``~/save_map``.
+the return intensity or coloured by height), published as a rate-limited PointCloud2 with the
+Gaussian fields and saved as a PLY by ``~/save_map``.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.gaussians.ply import write_ply
-from ros_gs.mapping.imu_rotation import GyroIntegrator
 from ros_gs.mapping.lidar_map import LidarGaussianMapper, LidarMapConfig
 from ros_gs.mapping.lidar_odometry import LidarOdometry, LidarOdometryConfig
+from ros_gs.nodes.gyro_rotation import GyroRotation
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import SENSOR_QOS
-from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
@@ -55,7 +54,6 @@ class LidarOdometryNode:
         self.ctx = ctx
         self.params = p = ctx.get_params(LidarOdometryNodeParams)
         self.odometry = LidarOdometry(p.lidar)
-        self.gyro = GyroIntegrator()
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         ctx.create_subscription("sensor_msgs/msg/PointCloud2", p.points_topic, self.on_scan, SENSOR_QOS)
@@ -65,33 +63,21 @@ class LidarOdometryNode:
             ctx.create_timer(p.map_cloud_period_s, self.on_cloud_timer)
             ctx.create_service("ros_gs/srv/SaveMap", "~/save_map", self.on_save_map)
             self._cloud_version = -1
-        self._imu_frame: str | None = None
+        self.imu = GyroRotation(p.imu_topic)
         if p.imu_topic:
             self._tf = ctx.tf_buffer()
-            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
+            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.imu.on_imu, SENSOR_QOS)
         self._last_stamp: int | None = None
         self.scans = 0
         self.unmapped_scans = 0
         self.imu_priors = 0
 
-    def on_imu(self, msg) -> None:
-        sample = imu_from_msg(msg)
-        self._imu_frame = sample.frame_id
-        if not self.gyro.add(sample.stamp_ns, sample.angular_velocity):
-            raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
-
     def _rotation_prior(self, frame: str, stamp: int) -> np.ndarray | None:
-        if self._imu_frame is None or self._last_stamp is None:
+        if self._last_stamp is None:
             return None
-        R = self.gyro.rotation(self._last_stamp, stamp)
-        if R is None:
-            return None
-        try:  # gyro rotation in the IMU frame -> the LiDAR frame (static extrinsic)
-            R_li = self._tf.lookup(frame, self._imu_frame).matrix[:3, :3]
-        except InputError:
-            return None
-        self.imu_priors += 1
-        return R_li @ R @ R_li.T
+        R = self.imu.rotation(self._last_stamp, stamp, frame, self._tf)
+        self.imu_priors += R is not None
+        return R
 
     def on_scan(self, msg) -> None:
         p = self.params
@@ -118,15 +104,17 @@ class LidarOdometryNode:
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, frame)]))
+        # the map comes after publishing: a map problem never withholds the pose
         odo = self.odometry
-        placed = odo.last_registered and odo.last_fitness >= p.map.min_fitness
-        if self.mapper is not None and (placed or self.scans == 1):  # after publishing: a map problem never withholds the pose
-            intensity = None
-            if "intensity" in names and cloud["intensity"].ndim == 1:
-                intensity = cloud["intensity"].astype(np.float64)[finite][odo.last_scan_index]
-            self.mapper.integrate(odo.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
-        elif self.mapper is not None:
+        if self.mapper is None:
+            return
+        if self.scans > 1 and not (odo.last_registered and odo.last_fitness >= p.map.min_fitness):
             self.unmapped_scans += 1  # a scan whose pose is only predicted stays out of the map
+            return
+        intensity = None
+        if "intensity" in names and cloud["intensity"].ndim == 1:
+            intensity = cloud["intensity"].astype(np.float64)[finite][odo.last_scan_index]
+        self.mapper.integrate(odo.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], stamp, intensity)
 
     # -- the Gaussian map --------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:

@@ -18,14 +18,13 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
-from ros_gs.mapping.imu_rotation import GyroIntegrator
+from ros_gs.nodes.gyro_rotation import GyroRotation
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
-from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat, pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
@@ -74,10 +73,9 @@ class MapperNode:
         self.priors = {"used": 0, "missing": 0}
         if p.odom_prior_topic:
             ctx.create_subscription("nav_msgs/msg/Odometry", p.odom_prior_topic, self.on_odom_prior, SENSOR_QOS)
-        self.gyro = GyroIntegrator()
-        self._imu_frame: str | None = None
+        self.imu = GyroRotation(p.imu_topic)
         if p.imu_topic and not p.odom_prior_topic:
-            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
+            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.imu.on_imu, SENSOR_QOS)
         self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
@@ -141,26 +139,16 @@ class MapperNode:
         self._prior.set_transform(parent, child, header_stamp_ns(msg), xyz, q)
         self._prior_frames = (parent, child)
 
-    def on_imu(self, msg) -> None:
-        sample = imu_from_msg(msg)
-        self._imu_frame = sample.frame_id
-        if not self.gyro.add(sample.stamp_ns, sample.angular_velocity):
-            raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
-
     def _gyro_prior(self, stamp: int, camera_frame: str) -> np.ndarray | None:
         """Constant-velocity translation with the gyroscope's rotation since the previous frame."""
-        if self._imu_frame is None or len(self.mapper.trajectory) < 2:
+        if self.imu.frame is None or len(self.mapper.trajectory) < 2:
             return None
-        R = self.gyro.rotation(self._prev_stamp, stamp)
-        try:
-            R_ci = self._tf_static.lookup(camera_frame, self._imu_frame).matrix[:3, :3]
-        except InputError:
-            R = None
+        R = self.imu.rotation(self._prev_stamp, stamp, camera_frame, self._tf_static)
         if R is None:
             self.priors["missing"] += 1
             return None
         rel = np.linalg.inv(self.mapper.current_pose(-2)) @ self.mapper.current_pose(-1)  # last motion
-        rel[:3, :3] = R_ci @ R @ R_ci.T
+        rel[:3, :3] = R
         self.priors["used"] += 1
         return rel
 
