@@ -138,6 +138,15 @@ def backproject(depth: np.ndarray, K: np.ndarray, stride: int = 1) -> tuple[np.n
     return np.stack([x, y, z], axis=1), np.stack([r, c], axis=1)
 
 
+def project(points_world: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, near: float = 1e-3):
+    """The inverse of :func:`backproject` for world points: camera-frame points (N, 3), pixel
+    coordinates u, v (N,) (OpenCV K; meaningless where not ``front``) and ``front`` (z > near)."""
+    pc = (np.asarray(points_world, np.float64) - T_world_cam[:3, 3]) @ T_world_cam[:3, :3]
+    front = pc[:, 2] > near
+    z = np.where(front, pc[:, 2], 1.0)
+    return pc, K[0, 0] * pc[:, 0] / z + K[0, 2], K[1, 1] * pc[:, 1] / z + K[1, 2], front
+
+
 def register_color_to_depth(rgb: np.ndarray, depth: np.ndarray, K_depth: np.ndarray, K_color: np.ndarray,
                             T_color_depth: np.ndarray, *, fill_depth: float | None = None) -> np.ndarray:
     """Colour image resampled onto the depth camera's pixel grid (bilinear), so that pixel (i, j)

@@ -23,7 +23,7 @@ import torch
 from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
-from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, render_K
+from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, project, render_K
 from ros_gs.mapping.photometric import refine_pose
 from ros_gs.mapping.relocalisation import Relocaliser
 from ros_gs.mapping.pose_graph import KeyframePoseGraph, view_overlap_candidates
@@ -287,14 +287,9 @@ class Mapper:
             slots = self.map.active_slots()
             mu = self.map.storage("means")[slots].double().numpy()
             R, t = T[:3, :3], T[:3, 3]
-            pc = (mu - t) @ R  # camera frame
+            pc, u, v, front = project(mu, T, f.K)
             z = pc[:, 2]
-            K = f.K
-            front = z > 1e-3
-            u = np.full(len(z), -1)
-            v = np.full(len(z), -1)
-            u[front] = np.round(K[0, 0] * pc[front, 0] / z[front] + K[0, 2]).astype(int)
-            v[front] = np.round(K[1, 1] * pc[front, 1] / z[front] + K[1, 2]).astype(int)
+            u, v = np.round(u).astype(int), np.round(v).astype(int)
             inside = front & (u >= 0) & (u < f.width) & (v >= 0) & (v < f.height)
             idx = np.nonzero(inside)[0]
             d = f.depth[v[idx], u[idx]]
@@ -447,12 +442,8 @@ class Mapper:
         vis = np.zeros(len(slots), bool)
         for i in window:
             kf = self.keyframes[i]
-            f, T = kf.frame, kf.T_world_cam
-            pc = (mu - T[:3, 3]) @ T[:3, :3]
-            front = pc[:, 2] > 0.01
-            z = np.where(front, pc[:, 2], 1.0)
-            u = f.K[0, 0] * pc[:, 0] / z + f.K[0, 2]
-            v = f.K[1, 1] * pc[:, 1] / z + f.K[1, 2]
+            f = kf.frame
+            _, u, v, front = project(mu, kf.T_world_cam, f.K, near=0.01)
             mx, my = _WINDOW_MARGIN * f.width, _WINDOW_MARGIN * f.height
             vis |= front & (u > -mx) & (u < f.width + mx) & (v > -my) & (v < f.height + my)
         return slots[torch.from_numpy(np.nonzero(vis)[0])]
