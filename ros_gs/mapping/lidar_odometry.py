@@ -25,7 +25,10 @@ import open3d as o3d
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.transform import Rotation
 
-__all__ = ["LidarOdometry", "LidarOdometryConfig", "se3_exp", "se3_log"]
+__all__ = ["LidarOdometry", "LidarOdometryConfig", "PointMotion", "se3_exp", "se3_log"]
+
+# per input point: rotation (N, 3, 3) and translation (N, 3) into the sensor frame at the stamp
+PointMotion = tuple[np.ndarray, np.ndarray]
 
 
 class LidarOdometryConfig(BaseModel):
@@ -118,14 +121,22 @@ class LidarOdometry:
 
     # ------------------------------------------------------------------ API
     def register(self, points: np.ndarray, t: np.ndarray | None, stamp_ns: int,
-                 rotation_prior: np.ndarray | None = None) -> np.ndarray:
+                 rotation_prior: np.ndarray | None = None, pose_prior: np.ndarray | None = None,
+                 point_motion: PointMotion | None = None) -> np.ndarray:
         """Register one scan (Nx3, sensor frame) and return T_world_sensor at ``stamp_ns``.
 
         ``rotation_prior``: the sensor's rotation since the previous scan (3x3, ``R_prev_now``
         in the sensor frame), e.g. integrated from a gyroscope; it replaces the constant-velocity
         guess of the rotation in the ICP initial guess (sudden turns are where constant velocity
         is worst).  Deskewing keeps the velocity estimated from registered poses: mixing the
-        newer gyro rotation with the older translation velocity made it worse (measured)."""
+        newer gyro rotation with the older translation velocity made it worse (measured).
+
+        ``pose_prior`` (T_world_sensor at ``stamp_ns``, e.g. IMU-propagated) replaces the whole
+        initial guess, and is the pose returned when the scan cannot be registered.
+        ``point_motion`` = ``(R, p)``, one rotation (N,3,3) and translation (N,3) per input point
+        taking it from the sensor frame at its own time into the frame at ``stamp_ns``: deskewing
+        from a known motion (e.g. the IMU's) instead of the constant velocity, and without the
+        re-deskewing passes."""
         cfg = self.config
         pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
         rng = np.linalg.norm(pts, axis=1)
@@ -142,6 +153,8 @@ class LidarOdometry:
             if rotation_prior is not None and dt > 0:
                 rel[:3, :3] = np.asarray(rotation_prior, dtype=np.float64).reshape(3, 3)
             T_pred = self._last_T @ rel
+        if pose_prior is not None:
+            T_pred = np.asarray(pose_prior, dtype=np.float64).reshape(4, 4)
 
         def down(p: np.ndarray) -> o3d.geometry.PointCloud:
             return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p)).voxel_down_sample(cfg.voxel_size)
@@ -149,7 +162,12 @@ class LidarOdometry:
         use_t = cfg.deskew and tt is not None and len(pts) > 0
         dt = 0.0 if self._last_stamp is None else (int(stamp_ns) - int(self._last_stamp)) * 1e-9
         v = self._velocity
-        full = self._deskew(pts, tt, v) if use_t and v is not None else pts
+        known = point_motion is not None and use_t
+        if known:
+            R_m, p_m = (np.asarray(a, dtype=np.float64)[keep] for a in point_motion)
+            full = np.einsum("nij,nj->ni", R_m, pts) + p_m
+        else:
+            full = self._deskew(pts, tt, v) if use_t and v is not None else pts
         scan = down(full)
         self.last_registered = False
         if self._last_T is None or len(scan.points) < cfg.min_points:
@@ -159,7 +177,7 @@ class LidarOdometry:
         else:
             T = self._icp(scan, self._local_map(), T_pred)
             self.last_registered = True
-            for _ in range(cfg.deskew_passes - 1 if use_t and dt > 0 else 0):
+            for _ in range(cfg.deskew_passes - 1 if use_t and dt > 0 and not known else 0):
                 v = se3_log(np.linalg.inv(self._last_T) @ T) / dt
                 if self._first_raw is not None and len(self._map) == 1:
                     # second scan: the first velocity is known now, deskew the first scan too

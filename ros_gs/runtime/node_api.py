@@ -10,6 +10,11 @@ so conversion code in :mod:`ros_gs.sensors` is shared.
 Callbacks are guarded: an :class:`~ros_gs.errors.InputError` (bad message, missing TF, ...)
 is logged in one line and counted as a skip; any other exception is logged with its
 traceback and counted as an error.  Either way the node keeps running.
+
+A node may define ``flush()``: the runtime calls it (guarded) once its input has ended, before
+the outputs close (replay: at the end of the bag; rclpy: at shutdown), so a node that holds
+input back (a scan waiting for the IMU samples that cover it) publishes what it holds instead
+of dropping it.
 """
 
 from __future__ import annotations

@@ -422,19 +422,22 @@ def main(node_name: str, args: Sequence[str] | None = None) -> int:
     node_cls = load_node(node_name)  # an unknown name is a KeyError before ROS starts
     stop = (KeyboardInterrupt, getattr(sys.modules["rclpy.executors"], "ExternalShutdownException", KeyboardInterrupt))
     rclpy.init(args=list(args) if args is not None else None)
-    ros_node = executor = forward = None
+    ros_node = executor = forward = node = None
     code = 0
     try:
         ros_node = rclpy.node.Node(getattr(node_cls, "NAME", node_name))
         ctx = RclpyContext(ros_node)
         forward = _RosLogHandler(ros_node.get_logger())  # module loggers (ros_gs.sensors, ...)
         logging.getLogger("ros_gs").addHandler(forward)
-        node = node_cls(ctx)  # noqa: F841 - referenced here while the executor spins
+        node = node_cls(ctx)
         executor = SingleThreadedExecutor()
         executor.add_node(ros_node)
         executor.spin()
     except stop:
-        pass  # Ctrl-C, or the context shut down by a signal handler (launch stopping us): clean
+        # Ctrl-C, or the context shut down by a signal handler (launch stopping us): clean;
+        # what the node holds back is published while the context may still allow it
+        if node is not None and callable(getattr(node, "flush", None)):
+            ctx.guard("flush", node.flush)()
     except ConfigError as err:
         if ros_node is not None:
             ros_node.get_logger().error(str(err))

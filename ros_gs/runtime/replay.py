@@ -307,6 +307,9 @@ class ReplayRuntime:
                     self._publish(pub, msg)
                 self._early.clear()
                 self._loop(reader, start, end, wall0, duration_s)
+                for node, ctx in zip(self.nodes, self.contexts):
+                    if callable(getattr(node, "flush", None)):
+                        ctx.guard("flush", node.flush)()
             finally:
                 if self._writer is not None:
                     self._writer.close()

@@ -50,10 +50,17 @@ def test_lidar_odometry_node_on_walkthrough(walkthrough_bag: Path, tmp_path: Pat
     err = first_pose_errors(est, gt)  # odom frame = the first scan's lidar frame
     ate = float(np.sqrt(np.mean(err ** 2)))
     travel = sum(np.linalg.norm(b[:3, 3] - a[:3, 3]) for a, b in zip(gt, gt[1:]))
-    print(f"imu={imu}: {len(scans)} scans, {travel:.2f} m, ATE {ate * 100:.2f} cm, priors {node.imu_priors}")
+    lio = node.lio
+    print(f"imu={imu}: {len(scans)} scans, {travel:.2f} m, ATE {ate * 100:.2f} cm, "
+          f"IMU-propagated guesses {lio.imu_predicted}, gyro {lio.gyro_predicted}")
     assert travel > 1.0
     assert ate < 0.02, ate  # issue requirement for the walkthrough: < 2 cm
-    assert (node.imu_priors >= len(scans) - 2) if imu else node.imu_priors == 0
+    if imu:  # gyro rotation until the fusion is initialised, then the fused IMU for every scan
+        init = node.params.imu.init_scans
+        assert lio.gyro_predicted == init - 1 and lio.imu_predicted == len(scans) - init
+        assert lio.fusion.updates == len(scans) - init + 1 and node.imu_without_tf == 0
+    else:
+        assert lio.imu_predicted == lio.gyro_predicted == 0
 
 
 def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
@@ -88,12 +95,15 @@ def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
         imu = imu_to_msg(make, ImuSample(t0 + 10_000_000, "imu", None, np.zeros(3), np.zeros(3)))
         imu.angular_velocity.x = float("nan")  # a corrupt sample from the driver
         w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 10_000_000)
+        # a good sample, but no TF links "imu" to "lidar": the scans go on without the IMU, counted
+        imu = imu_to_msg(make, ImuSample(t0 + 20_000_000, "imu", None, np.zeros(3), [0.0, 0.0, 9.81]))
+        w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 20_000_000)
     rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"lidar_odometry": {"max_points": 5000, "lidar": {"min_range": 0.1}}})
     node = rt.add_node(LidarOdometryNode)
     report = rt.run()
     assert not report.errors, report.errors
     assert sum(report.skipped.values()) == 4, report.skipped
-    assert node.scans == 2
+    assert node.scans == 2 and node.imu_without_tf == 1  # the first scan came before any IMU sample
     with BagReader(tmp_path / "out.mcap") as reader:
         odom = [m for _, m in reader.messages(["/ros_gs/odom"])]
     assert [header_stamp_ns(m) for m in odom] == [t0, t0 + 200_000_000]
