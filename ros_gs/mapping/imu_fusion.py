@@ -12,9 +12,13 @@ degenerate corridor), where a constant-velocity guess drifts quadratically; and 
 estimated instead of being integrated into the pose.
 
 Per registered scan k: a state (pose ``X(k)`` of the IMU in the odometry world, velocity ``V(k)``,
-bias ``B(k)``), an ``ImuFactor`` with the samples between scans k-1 and k, a bias random-walk
+bias ``B(k)``), an IMU factor with the samples between scans k-1 and k, a bias random-walk
 factor, and a pose prior from the registration.  ``gtsam.BatchFixedLagSmoother`` marginalises
-states older than ``lag_s``.
+states older than ``lag_s``.  The gravity direction is one more variable (a ``Unit3`` shared by
+all IMU factors, ``gtsam.ImuFactorWithGravityDirection``), kept out of marginalisation: the
+alignment below cannot tell gravity from the accelerometer bias, the smoother can once the
+sensor has turned.  Fixing it instead (``gravity_prior: 0``) left 0.15 m/s^2 of tilt on the
+walkthrough, and 15.6 instead of 1.2 cm of drift over a 1 s LiDAR outage 8 s in.
 
 Initialisation (why no "hold still" phase is needed): the odometry world is the first scan's
 frame, not gravity-aligned, and the rig may already move.  From the first ``init_scans``
@@ -24,7 +28,8 @@ VINS-Mono, without scale since LiDAR is metric):
 
     p_j = p_i + v_i dt + g dt^2 / 2 + R_i dP_ij,      v_j = v_i + g dt + R_i dV_ij
 
-then g is rescaled to ``gravity`` m/s^2 and the velocities are solved again with it fixed.
+then g is rescaled to ``gravity`` m/s^2 and the velocities are solved again with it fixed (biases
+are taken as zero here: the smoother estimates them, and refines g, afterwards).
 
 No ROS imports: plain numpy/scipy/gtsam.
 """
@@ -40,6 +45,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial.transform import Rotation, Slerp
 
 __all__ = ["ImuFusion", "ImuFusionConfig"]
+
+G = gtsam.symbol("g", 0)  # the gravity direction (Unit3), shared by every IMU factor
 
 
 class ImuFusionConfig(BaseModel):
@@ -59,6 +66,7 @@ class ImuFusionConfig(BaseModel):
     pose_sigma_rotation: float = Field(0.005, gt=0.0, description="std of a registered scan's rotation (rad)")
     pose_sigma_translation: float = Field(0.01, gt=0.0, description="std of a registered scan's position (m)")
     min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="registered scans with a lower ICP fitness (inlier share) are not fused")
+    gravity_prior: float = Field(0.05, ge=0.0, description="std (rad) of the aligned gravity direction, which the smoother keeps estimating (0 = fixed after the alignment)")
     init_scans: int = Field(8, ge=3, description="registered scans used to estimate gravity and velocity before fusing")
     lag_s: float = Field(2.0, gt=0.0, description="the smoother keeps states this recent (s)")
     max_gap_s: float = Field(0.05, gt=0.0, description="a longer gap between IMU samples breaks the integration (predictions return None)")
@@ -301,6 +309,9 @@ class ImuFusion:
         self._k = 0
         graph.add(gtsam.PriorFactorPose3(X(0), gtsam.Pose3(T), self._pose_noise()))
         graph.add(gtsam.PriorFactorVector(V(0), v[-1], gtsam.noiseModel.Isotropic.Sigma(3, cfg.velocity_prior)))
+        if cfg.gravity_prior > 0:
+            graph.add(gtsam.PriorFactorUnit3(G, gtsam.Unit3(gravity), gtsam.noiseModel.Isotropic.Sigma(2, cfg.gravity_prior)))
+            values.insert(G, gtsam.Unit3(gravity))
         graph.add(gtsam.PriorFactorConstantBias(B(0), gtsam.imuBias.ConstantBias(),
                   gtsam.noiseModel.Diagonal.Sigmas(np.r_[[cfg.accel_bias_prior] * 3, [cfg.gyro_bias_prior] * 3])))
         values.insert(X(0), gtsam.Pose3(T))
@@ -314,7 +325,10 @@ class ImuFusion:
         cfg = self.config
         k, dt = self._k + 1, (stamp - self._stamp) * 1e-9
         graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
-        graph.add(gtsam.ImuFactor(X(k - 1), V(k - 1), X(k), V(k), B(k - 1), pim))
+        if cfg.gravity_prior > 0:
+            graph.add(gtsam.ImuFactorWithGravityDirection(X(k - 1), V(k - 1), X(k), V(k), B(k - 1), G, pim, cfg.gravity))
+        else:
+            graph.add(gtsam.ImuFactor(X(k - 1), V(k - 1), X(k), V(k), B(k - 1), pim))
         rw = np.r_[[cfg.accel_bias_random_walk] * 3, [cfg.gyro_bias_random_walk] * 3] * np.sqrt(max(dt, 1e-6))
         graph.add(gtsam.BetweenFactorConstantBias(B(k - 1), B(k), gtsam.imuBias.ConstantBias(), gtsam.noiseModel.Diagonal.Sigmas(rw)))
         graph.add(gtsam.PriorFactorPose3(X(k), gtsam.Pose3(T_imu), self._pose_noise()))
@@ -326,8 +340,14 @@ class ImuFusion:
 
     def _optimise(self, graph, values, stamp: int) -> None:
         k = self._k
-        self._smoother.update(graph, values, {X(k): stamp * 1e-9, V(k): stamp * 1e-9, B(k): stamp * 1e-9})
+        stamps = {X(k): stamp * 1e-9, V(k): stamp * 1e-9, B(k): stamp * 1e-9}
+        if self.config.gravity_prior > 0:
+            stamps[G] = stamp * 1e-9  # never marginalised
+        self._smoother.update(graph, values, stamps)
         est = self._smoother.calculateEstimate()
+        if self.config.gravity_prior > 0:
+            self.gravity = est.atUnit3(G).point3() * self.config.gravity
+            self._params = self._make_params(self.gravity)
         self._state = gtsam.NavState(est.atPose3(X(k)), est.atVector(V(k)))
         self._bias = est.atConstantBias(B(k))
         self._stamp = stamp

@@ -10,7 +10,10 @@ Each voxel's first observation is the centroid of the scan's points in it (an av
 range noise shrinks with the point count); the Gaussian is a disc on the local surface (open3d
 normals, oriented to the sensor): ``width`` x ``voxel_size`` wide (sigma) so neighbours overlap
 into a closed surface, ``thickness`` x ``voxel_size`` thin along the normal.  Colour is the return intensity
-(grey) when the scan has one, else the height (a colour map, so renders of the map read well).
+(grey) when the scan has one, else the height (a colour map, so renders of the map read well),
+until a camera sees the Gaussian: :meth:`LidarGaussianMapper.colourise` then gives it the colour
+of the pixel its centre projects to, where the map's own rendered depth says the centre is the
+visible surface (a running mean over the views, so one misregistered view does not dominate).
 The hard cap of :class:`ros_gs.gaussians.GaussianMap` bounds memory (the oldest Gaussians go
 first, and their voxels can be seeded again).  No ROS imports.
 """
@@ -28,6 +31,9 @@ from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0, GaussianMap
+from ros_gs.mapping.frames import project
+from ros_gs.render.api import render_tensors
+from ros_gs.render.camera import Camera, render_K
 
 __all__ = ["LidarGaussianMapper", "LidarMapConfig"]
 
@@ -50,6 +56,8 @@ class LidarMapConfig(BaseModel):
     intensity_scale: float = Field(0.0, ge=0.0, description="intensity mapped to white; 0 = the 99th percentile of the first voxels seeded with intensities")
     height_range: tuple[float, float] = Field((-2.0, 2.0), description="scans without intensity: colour by map-frame z over this range (m), turbo colour map as in RViz's axis colouring")
     min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="scans registered with a lower ICP inlier fraction (or not registered: too few points) are not mapped")
+    colour_depth_tolerance: float = Field(0.05, gt=0.0, description="a camera colours a Gaussian whose depth is within this (m, plus 2% of the depth) of the map's rendered depth at its pixel: the visible surface, not what lies behind it")
+    colour_min_weight: float = Field(0.1, gt=0.0, le=1.0, description="the running mean of camera colours gives a new view at least this weight (colour follows lighting changes)")
     max_gaussians: int = Field(1_000_000, ge=100, description="hard cap of the map (evicts the oldest Gaussians first; their voxels can be seeded again)")
 
 
@@ -149,3 +157,51 @@ class LidarGaussianMapper:
             self._evicted = self.map.evicted_total
             self._occupied = np.unique(_keys(self.map.means.double().numpy(), cfg.voxel_size))
         return n
+
+    def colourise(self, rgb: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, stamp_ns: int) -> int:
+        """Colour the Gaussians a camera image sees (module docstring); returns how many.
+
+        ``rgb`` (H, W, 3) uint8, ``K`` OpenCV (pixel centres at integer coordinates), the camera's
+        optical frame at ``T_world_cam``.  ``confidence`` counts 1 + the views that coloured a
+        Gaussian; ``last_seen_ns`` becomes ``stamp_ns`` (so the cap evicts what no camera sees)."""
+        cfg = self.config
+        m = self.map
+        img = np.asarray(rgb)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputError(f"colourise needs an (H, W, 3) uint8 image, got {img.shape} {img.dtype}")
+        T = np.asarray(T_world_cam, dtype=np.float64)
+        if not np.isfinite(T).all() or len(m) == 0:
+            return 0
+        h, w = img.shape[:2]
+        pc, u, v, front = project(m.means.double().numpy(), T, np.asarray(K, dtype=np.float64))
+        ui, vi = np.round(u).astype(np.int64), np.round(v).astype(np.int64)
+        inside = front & (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h)
+        idx = np.nonzero(inside)[0]
+        # only what can occlude them is rendered: centres in (a margin around) the view
+        margin = 0.1 * max(w, h)
+        near = np.nonzero(front & (u > -margin) & (u < w + margin) & (v > -margin) & (v < h + margin))[0]
+        if len(idx) == 0:
+            return 0
+        sel = torch.from_numpy(near)
+        cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32), torch.as_tensor(T, dtype=torch.float32), w, h)
+        with torch.no_grad():
+            out = render_tensors(m.means[sel], m.quats[sel], m.scales[sel], m.opacities[sel], m.sh[sel], cam, backend="cpu")
+        slots = m.active_slots()
+        surface = out.median_depth if out.median_depth is not None else out.depth
+        depth, alpha = surface.numpy()[vi[idx], ui[idx]], out.alpha.numpy()[vi[idx], ui[idx]]
+        z = pc[idx, 2]
+        seen = (alpha > 0.5) & (np.abs(depth - z) < cfg.colour_depth_tolerance + 0.02 * z)
+        idx = idx[seen]
+        if len(idx) == 0:
+            return 0
+        colour = img[vi[idx], ui[idx]].astype(np.float32) / 255.0
+        rows = slots[torch.from_numpy(idx)]
+        conf = m.storage("confidence")[rows] + 1.0
+        weight = torch.clamp(1.0 / (conf - 1.0), min=cfg.colour_min_weight)[:, None]
+        sh = m.storage("sh")
+        old = sh[rows, 0].clamp(min=-0.5 / C0) * C0 + 0.5  # current colour (SH degree 0)
+        new = old + weight * (torch.from_numpy(colour) - old)
+        sh[rows, 0] = (new - 0.5) / C0
+        m.storage("confidence")[rows] = conf
+        m.storage("last_seen_ns")[rows] = int(stamp_ns)
+        return len(idx)
