@@ -50,10 +50,12 @@ demo: setup
 	$(VENV)/bin/ros-gs bag from-ouster $(DATA)/ouster/OS-1-128_v2.3.0_1024x10_lb_n3.pcap \
 		$(DATA)/ouster/OS-1-128_v2.3.0_1024x10.json $(OUT)/ouster.mcap --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/ouster.mcap
-	$(VENV)/bin/ros-gs bag from-mujoco walkthrough $(OUT)/walkthrough.mcap --duration 5 --overwrite
+	$(VENV)/bin/ros-gs bag from-mujoco walkthrough $(OUT)/walkthrough.mcap --duration 5 --noise --overwrite
 	$(VENV)/bin/ros-gs bag info $(OUT)/walkthrough.mcap
 	$(VENV)/bin/ros-gs replay $(OUT)/walkthrough.mcap --node lidar_odometry --out $(OUT)/walkthrough_odom.mcap \
-		--overwrite --params config/lidar_odometry_indoor.yaml --services config/services/demo_save_lidar_map.yaml
+		--overwrite --params config/lidar_odometry_indoor.yaml --services config/services/demo_save_lidar_map.yaml \
+		--set lidar_odometry.image_topic=/cameras/rig_front/color/image_raw \
+		--set lidar_odometry.camera_info_topic=/cameras/rig_front/color/camera_info
 	$(VENV)/bin/ros-gs render $(OUT)/walkthrough_lidar_map/map.ply $(OUT)/walkthrough_lidar_map.png --size 640 480 \
 		--intrinsics 500 500 320 240 --pose 0 0 10 1 0 0 0
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \

@@ -12,16 +12,22 @@ waits for the IMU samples up to its last point (at most until the next scan arri
 scan's LiDAR frame), and ``odom_frame -> lidar`` on /tf.  Each registered scan also grows a Gaussian map
 (:class:`ros_gs.mapping.LidarGaussianMapper`: flat Gaussians on the scanned surfaces, grey from
 the return intensity or coloured by height), published as a rate-limited PointCloud2 with the
-Gaussian fields and saved as a PLY by ``~/save_map``.
+Gaussian fields and saved as a PLY by ``~/save_map``.  With ``image_topic`` set, a camera colours
+the Gaussians it sees (:meth:`ros_gs.mapping.LidarGaussianMapper.colourise`): an image waits
+until a scan at or after its stamp has a pose, and its camera pose is the LiDAR trajectory
+interpolated at the image stamp, times the static LiDAR -> camera transform.  Extrinsics come
+from /tf_static only (the node's own odom -> LiDAR never enters that buffer).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import Field
+from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.gaussians.ply import write_ply
@@ -32,11 +38,15 @@ from ros_gs.mapping.lidar_odometry import LidarOdometryConfig
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.runtime.qos import SENSOR_QOS
+from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
+from ros_gs.sensors.camera import camera_from_info
+from ros_gs.sensors.image import image_to_numpy
 from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
+from ros_gs.sensors.sync import ApproximateTimeSync
+from ros_gs.sensors.tf_buffer import TfBuffer
 
 
 @dataclass
@@ -61,6 +71,9 @@ class LidarOdometryNodeParams(NodeParams):
     map_cloud_topic: str = Field("/ros_gs/lidar/map_points", description="the Gaussian map as PointCloud2 (centres, colour, opacity, scales, rotations)")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
     map: LidarMapConfig = Field(default_factory=LidarMapConfig, description="Gaussian map (ros_gs.mapping.lidar_map)")
+    image_topic: str = Field("", description="sensor_msgs/Image whose colours the Gaussian map takes ('' = none)")
+    camera_info_topic: str = Field("", description="the sensor_msgs/CameraInfo of image_topic (a rectified or distortion-free camera)")
+    colour_period_s: float = Field(0.0, ge=0.0, le=3600.0, description="colour with at most one image per this period (0 = every image)")
 
 
 class LidarOdometryNode:
@@ -83,9 +96,22 @@ class LidarOdometryNode:
             self._cloud_version = -1
         self.imu_frame: str | None = None  # from the IMU's messages
         self._imu_extrinsic: str | None = None  # the LiDAR frame the fusion's extrinsic was looked up for
+        # static extrinsics only: the node's own odom -> LiDAR on /tf must not enter this buffer
+        self._tf = TfBuffer()
+        ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self._tf.add_tf_message(m, static=True),
+                                TF_STATIC_QOS)
         if p.imu_topic:
-            self._tf = ctx.tf_buffer()
             ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
+        self._trajectory = TfBuffer(cache_ns=10**10)  # odom -> LiDAR at each scan, interpolated at image stamps
+        self._images: deque = deque()  # (image, info) waiting for a scan at or after their stamp
+        self._last_colour: int | None = None
+        self._lidar_frame = "lidar"
+        self.coloured_images = 0
+        if p.image_topic and self.mapper is not None:
+            self._sync = ApproximateTimeSync(2, 1_000_000, queue_size=10)
+            for i, (msgtype, topic) in enumerate((("sensor_msgs/msg/Image", p.image_topic),
+                                                  ("sensor_msgs/msg/CameraInfo", p.camera_info_topic))):
+                ctx.create_subscription(msgtype, topic, lambda m, i=i: self.on_camera(i, m), SENSOR_QOS)
         self._pending: _Scan | None = None  # the newest scan, waiting for the IMU to cover it
         self._last_stamp: int | None = None
         self.scans = 0
@@ -160,15 +186,59 @@ class LidarOdometryNode:
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=scan.frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, scan.frame)]))
-        # the map comes after publishing: a map problem never withholds the pose
+        T_xyzw = Rotation.from_matrix(T[:3, :3]).as_quat()
+        self._trajectory.set_transform(p.odom_frame, scan.frame, scan.stamp, T[:3, 3], T_xyzw)
+        self._lidar_frame = scan.frame
+        if self.mapper is not None:  # the map comes after publishing: a map problem never withholds the pose
+            self._map_scan(scan, T)
+            self._colour_waiting()
+
+    def _map_scan(self, scan: _Scan, T: np.ndarray) -> None:
         odo = self.odometry
-        if self.mapper is None:
-            return
-        if self.scans > 1 and not (odo.last_registered and odo.last_fitness >= p.map.min_fitness):
+        if self.scans > 1 and not (odo.last_registered and odo.last_fitness >= self.params.map.min_fitness):
             self.unmapped_scans += 1  # a scan whose pose is only predicted stays out of the map
             return
         intensity = None if scan.intensity is None else scan.intensity[odo.last_scan_index]
         self.mapper.integrate(odo.last_scan @ T[:3, :3].T + T[:3, 3], T[:3, 3], scan.stamp, intensity)
+
+    # -- camera colours ----------------------------------------------------------------------------
+    def on_camera(self, index: int, msg) -> None:
+        for image, info in self._sync.add(index, header_stamp_ns(msg), msg):
+            stamp = header_stamp_ns(image)
+            period = int(self.params.colour_period_s * 1e9)
+            if self._last_colour is not None and stamp - self._last_colour < period:
+                continue  # rate limit: not a skip
+            self._last_colour = stamp
+            if len(self._images) >= 10:  # no scans for a while: the oldest image goes, counted
+                self._images.popleft()
+                self.ctx.count_skip(self.params.image_topic, InputError("image dropped: no LiDAR pose reached its stamp"))
+            self._images.append((image, info))
+            self._colour_waiting()
+
+    def _colour_waiting(self) -> None:
+        """Colour with the images whose stamp a scan's pose has reached (oldest first)."""
+        newest = self._last_stamp
+        while self._images and newest is not None and header_stamp_ns(self._images[0][0]) <= newest:
+            image, info = self._images.popleft()
+            self.ctx.guard(self.params.image_topic, self._colour)(image, info)
+
+    def _colour(self, image, info) -> None:
+        p = self.params
+        stamp = header_stamp_ns(image)
+        rgb = image_to_numpy(image)
+        if rgb.ndim != 3:
+            raise SensorDataError(f"{p.image_topic}: expected a colour image, got {image.encoding}")
+        cam = camera_from_info(info)
+        if rgb.shape[:2] != (cam.height, cam.width):
+            raise SensorDataError(f"{p.image_topic}: image {rgb.shape[:2]} and its CameraInfo {(cam.height, cam.width)} differ in size")
+        # raises TransformError (an InputError: a counted skip) before the first scan's stamp or without the extrinsic
+        T_odom_lidar = self._trajectory.lookup(p.odom_frame, self._lidar_frame, stamp).matrix
+        T_lidar_cam = self._tf.lookup(self._lidar_frame, image.header.frame_id or "camera").matrix
+        if rgb.dtype == np.uint16:
+            rgb = (rgb >> 8).astype(np.uint8)
+        rgb8 = rgb if rgb.dtype == np.uint8 else (np.clip(np.nan_to_num(rgb), 0.0, 1.0) * 255).astype(np.uint8)
+        self.mapper.colourise(rgb8, cam.K, T_odom_lidar @ T_lidar_cam, stamp)
+        self.coloured_images += 1
 
     # -- the Gaussian map --------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:

@@ -125,3 +125,51 @@ def test_render_from_above_closes_the_floor_at_its_depth() -> None:
     from ros_gs.mapping.lidar_map import _keys
 
     assert len(np.unique(_keys(m.map.means.double().numpy(), 0.05))) == len(m.map)
+
+
+def _look_at_wall(x: float = 0.0) -> np.ndarray:
+    """Camera at (x, 0, 0.55) looking along +x (OpenCV optical: z forward, x right = -y, y down = -z)."""
+    T = np.eye(4)
+    T[:3, :3] = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+    T[:3, 3] = [x, 0.0, 0.55]
+    return T
+
+
+def test_camera_colours_what_it_sees() -> None:
+    """A camera facing the wall, its image red on the left half and blue on the right: the wall's
+    Gaussians take the colour of their side; a post between camera and wall hides part of the
+    wall, which keeps its LiDAR colour; a second view is averaged in; bad images are refused."""
+    pts = floor_and_wall()
+    g = np.arange(-0.1, 0.1, 0.01) + 0.005  # a 20 cm wide post at x = 1, in front of the wall
+    py, pz = np.meshgrid(g, np.arange(0.3, 0.8, 0.01) + 0.005, indexing="ij")
+    post = np.stack([np.full(py.size, 1.0), py.ravel() + 0.3, pz.ravel()], 1)
+    m = LidarGaussianMapper(LidarMapConfig(voxel_size=0.05))
+    m.integrate(np.concatenate([pts, post]), ORIGIN, 1)
+    before = m.map.colors_dc.numpy().copy()
+    K = np.array([[200.0, 0.0, 159.5], [0.0, 200.0, 119.5], [0.0, 0.0, 1.0]])
+    img = np.zeros((240, 320, 3), np.uint8)
+    img[:, :160] = (255, 0, 0)
+    img[:, 160:] = (0, 0, 255)
+    n = m.colourise(img, K, _look_at_wall(), stamp_ns=7)
+    mu, col = m.map.means.numpy(), m.map.colors_dc.numpy()
+    conf, seen = m.map.confidence.numpy(), m.map.last_seen_ns.numpy()
+    wall = (mu[:, 0] > 1.97) & (mu[:, 2] > 0.35) & (mu[:, 2] < 0.75)
+    # the post (y in [0.2, 0.4] at x = 1) hides the wall (x = 2) at y in [0.4, 0.8]; away from
+    # the shadow's edges and the image's centre line, which neighbouring discs blur
+    hidden = wall & (np.abs(mu[:, 1] - 0.6) < 0.15)
+    visible = wall & (np.abs(mu[:, 1]) > 0.05) & (np.abs(mu[:, 1]) < 0.33)
+    assert n > 100 and visible.sum() > 50 and hidden.sum() > 5
+    left = visible & (mu[:, 1] > 0)  # +y is the image's left
+    assert np.allclose(col[left], [1.0, 0.0, 0.0], atol=1e-5) and np.allclose(col[visible & ~left], [0.0, 0.0, 1.0], atol=1e-5)
+    assert (conf[visible] == 2).all() and (seen[visible] == 7).all()
+    assert np.allclose(col[hidden], before[hidden]) and (conf[hidden] == 1).all() and (seen[hidden] == 1).all()
+    # the post itself is seen and coloured (it is on the left half: red)
+    on_post = (np.abs(mu[:, 0] - 1.0) < 0.03) & (mu[:, 2] > 0.4) & (mu[:, 2] < 0.7)
+    assert on_post.any() and np.allclose(col[on_post], [1.0, 0.0, 0.0], atol=1e-5)
+    # a second, all-green view: the running mean of two views
+    m.colourise(np.full((240, 320, 3), (0, 255, 0), np.uint8), K, _look_at_wall(), stamp_ns=8)
+    assert np.allclose(m.map.colors_dc.numpy()[left], [0.5, 0.5, 0.0], atol=1e-5)
+    for bad in (np.zeros((240, 320), np.uint8), np.zeros((240, 320, 3), np.float32)):
+        with pytest.raises(InputError):
+            m.colourise(bad, K, _look_at_wall(), stamp_ns=9)
+    assert m.colourise(img, K, np.full((4, 4), np.nan), stamp_ns=9) == 0  # no pose: nothing coloured
