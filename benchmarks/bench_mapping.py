@@ -50,9 +50,13 @@ def run_ours(data: Path, n: int, start: int = 0) -> dict:
     frames, gt = _load(data, n, start)
     m = Mapper(MapperConfig(), initial_pose=gt[0])
     t = time.perf_counter()
+    per_frame = []  # seconds per frame: does it stay flat while the map grows?
     for f in frames:
+        t0 = time.perf_counter()
         m.process(f)
+        per_frame.append(time.perf_counter() - t0)
     secs = time.perf_counter() - t
+    q = max(1, len(per_frame) // 4)
     est = np.array([p.T_world_cam for p in m.trajectory])  # as published, frame by frame
     rmse, _ = ate_rmse(est, gt)
     rmse_opt, _ = ate_rmse(m.optimised_trajectory(), gt)  # after the keyframe pose-graph corrections
@@ -78,6 +82,8 @@ def run_ours(data: Path, n: int, start: int = 0) -> dict:
         "fps": len(frames) / secs, "seconds": secs, "keyframes": len(kf), "num_gaussians": m.map.num_gaussians,
         "psnr_keyframes": kp, "ssim_keyframes": ks, "psnr_nonkeyframes": np_, "ssim_nonkeyframes": ns,
         "tracking_ok": int(sum(p.ok for p in m.trajectory)), "timing_s": m.timing,
+        "ms_per_frame_first_quarter": 1000 * float(np.mean(per_frame[:q])),
+        "ms_per_frame_last_quarter": 1000 * float(np.mean(per_frame[-q:])),
         "peak_rss_mb": _peak_rss_mb(), "threads": torch.get_num_threads(),
     }
 

@@ -140,15 +140,26 @@ class Mapper:
 
     # ------------------------------------------------------------------ rendering
     def render(self, T_world_cam: np.ndarray, K: np.ndarray, width: int, height: int) -> RenderOutput:
-        """Render the map from camera pose ``T_world_cam`` with OpenCV ``K`` (integer pixel centres)."""
+        """Render the map from camera pose ``T_world_cam`` with OpenCV ``K`` (integer pixel centres).
+
+        Only the Gaussians whose centre projects into the view (with the optimisation window's
+        margin) are rendered, so tracking and seeding cost what the view holds, not the whole map."""
         cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                torch.as_tensor(T_world_cam, dtype=torch.float32), width, height)
         m = self.map
+        sel = self._in_view(m.means.detach().double().numpy(), T_world_cam, K, width, height) if len(m) else None
         with torch.no_grad():
-            if m.num_gaussians == 0:
+            if sel is None or len(sel) == 0:
                 z = torch.zeros(height, width)
                 return RenderOutput(torch.zeros(height, width, 3), z, z.clone(), None, None, "cpu")
-            return render_tensors(m.means, m.quats, m.scales, m.opacities, m.sh, cam, backend="cpu")
+            return render_tensors(m.means[sel], m.quats[sel], m.scales[sel], m.opacities[sel], m.sh[sel], cam, backend="cpu")
+
+    @staticmethod
+    def _in_view(means: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, width: int, height: int) -> torch.Tensor:
+        """Indices of the points in front of the camera that project into the image or its margin."""
+        _, u, v, front = project(means, T_world_cam, K, near=0.01)
+        mx, my = _WINDOW_MARGIN * width, _WINDOW_MARGIN * height
+        return torch.from_numpy(np.nonzero(front & (u > -mx) & (u < width + mx) & (v > -my) & (v < height + my))[0])
 
     # ------------------------------------------------------------------ the entry
     def prepare(self, frame: RgbdFrame) -> RgbdFrame:
@@ -439,14 +450,11 @@ class Mapper:
         window's keyframes: the only ones a step over that window can see."""
         slots = self.map.active_slots()
         mu = self.map.storage("means")[slots].detach().double().numpy()
-        vis = np.zeros(len(slots), bool)
+        vis = torch.zeros(len(slots), dtype=torch.bool)
         for i in window:
-            kf = self.keyframes[i]
-            f = kf.frame
-            _, u, v, front = project(mu, kf.T_world_cam, f.K, near=0.01)
-            mx, my = _WINDOW_MARGIN * f.width, _WINDOW_MARGIN * f.height
-            vis |= front & (u > -mx) & (u < f.width + mx) & (v > -my) & (v < f.height + my)
-        return slots[torch.from_numpy(np.nonzero(vis)[0])]
+            f = self.keyframes[i].frame
+            vis[self._in_view(mu, self.keyframes[i].T_world_cam, f.K, f.width, f.height)] = True
+        return slots[vis]
 
     def optimise(self, iterations: int) -> None:
         """Adam on colour L1 + depth L1 over a window of keyframes (newest every other step).
