@@ -4,7 +4,8 @@ Colour and depth are both ``sensor_msgs/Image``; they are told apart by the enco
 first message (colour: rgb8/bgr8/rgba8/bgra8; depth: 16UC1/32FC1/mono16), preferring topics
 named like depth (a 16UC1 segmentation or IR image is not depth).  The colour/depth/CameraInfo
 triple shares the longest topic prefix (one camera's namespace); CameraInfo prefers the colour
-camera's.  LiDAR = ``sensor_msgs/PointCloud2`` (the busiest), IMU = ``sensor_msgs/Imu``.
+camera's; without depth, the colour camera and its CameraInfo alone.  LiDAR =
+``sensor_msgs/PointCloud2`` (the busiest), IMU = ``sensor_msgs/Imu``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def detect_sensor_topics(bag: Path | str) -> SensorTopics:
         own = [i for i in infos if i != out.info and _common_prefix(i, out.depth) > _common_prefix(i, out.rgb)]
         if own:
             out.depth_info = max(own, key=lambda i: (_common_prefix(i, out.depth), -len(i)))
+    elif colour and infos:  # a colour camera without depth (it can still colour a LiDAR map)
+        out.rgb = colour[0]
+        out.info = max(infos, key=lambda i: (_common_prefix(i, out.rgb), "color" in i or "rgb" in i, -len(i)))
     clouds = sorted((s for s in summary if s.msgtype == "sensor_msgs/msg/PointCloud2"), key=lambda s: -s.count)
     if clouds:
         out.points = clouds[0].topic

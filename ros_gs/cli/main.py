@@ -114,8 +114,9 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
 
 
 def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: bool = True) -> list[str]:
-    """Nodes for a bag's sensor topics (found by type): RGB-D (+ Imu) -> mapper; PointCloud2 (+ Imu) ->
-    lidar_odometry (its odometry on /ros_gs/lidar/odom when the mapper runs too).  Their topic
+    """Nodes for a bag's sensor topics (found by type): RGB-D (+ Imu) -> mapper; PointCloud2 (+ Imu,
+    + a colour camera that colours its map) -> lidar_odometry (its odometry on /ros_gs/lidar/odom
+    when the mapper runs too).  Their topic
     parameters are set to the found topics unless given with --set (or, ``set_topics`` False,
     left to the --params files)."""
     from ros_gs.bags.detect import detect_sensor_topics
@@ -134,6 +135,9 @@ def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: 
         o = overrides.setdefault("lidar_odometry", {})
         o.setdefault("points_topic", found.points)
         o.setdefault("imu_topic", found.imu or "")
+        if found.rgb and found.info:  # the camera colours the LiDAR map
+            o.setdefault("image_topic", found.rgb)
+            o.setdefault("camera_info_topic", found.info)
         if found.rgbd:
             o.setdefault("odom_topic", "/ros_gs/lidar/odom")
     if not nodes:

@@ -67,6 +67,8 @@ class ImuFusionConfig(BaseModel):
     pose_sigma_translation: float = Field(0.01, gt=0.0, description="std of a registered scan's position (m)")
     min_fitness: float = Field(0.3, ge=0.0, le=1.0, description="registered scans with a lower ICP fitness (inlier share) are not fused")
     gravity_prior: float = Field(0.05, ge=0.0, description="std (rad) of the aligned gravity direction, which the smoother keeps estimating (0 = fixed after the alignment)")
+    reset_translation: float = Field(0.2, gt=0.0, description="a pose further than this (m) from the IMU's prediction restarts the fusion from it (a relocalisation, a loop closure, a registration failure)")
+    reset_rotation_deg: float = Field(10.0, gt=0.0, description="... or turned more than this (deg) from it")
     init_scans: int = Field(8, ge=3, description="registered scans used to estimate gravity and velocity before fusing")
     lag_s: float = Field(2.0, gt=0.0, description="the smoother keeps states this recent (s)")
     max_gap_s: float = Field(0.05, gt=0.0, description="a longer gap between IMU samples breaks the integration (predictions return None)")
@@ -96,6 +98,7 @@ class ImuFusion:
         self._state: gtsam.NavState | None = None
         self._bias = gtsam.imuBias.ConstantBias()
         self.updates = 0
+        self.resets = 0  # restarts because a pose disagreed with the IMU's prediction
 
     @property
     def T_sensor_imu(self) -> np.ndarray:
@@ -177,6 +180,16 @@ class ImuFusion:
         return None if self._state is None else np.asarray(self._state.velocity())
 
     @property
+    def stamp_ns(self) -> int | None:
+        """Stamp of the newest fused state."""
+        return self._stamp if self._state is not None else None
+
+    def reset(self) -> None:
+        """Forget the fused states (the pose being fused jumped: relocalisation, a loop closure);
+        the IMU samples stay, and the next updates align again."""
+        self._reset([])
+
+    @property
     def bias(self) -> tuple[np.ndarray, np.ndarray]:
         """(gyroscope, accelerometer) bias estimates."""
         return np.asarray(self._bias.gyroscope()), np.asarray(self._bias.accelerometer())
@@ -255,7 +268,15 @@ class ImuFusion:
             self._reset([(stamp, T_imu)])
             return False
         pim, _ = self._preintegrate(*g, self._params, self._bias)
-        self._add_state(stamp, T_imu, pim.predict(self._state, self._bias).velocity(), pim)
+        pred = pim.predict(self._state, self._bias)
+        P = pred.pose().matrix()
+        dR = P[:3, :3].T @ T_imu[:3, :3]
+        angle = np.degrees(np.arccos(np.clip((np.trace(dR) - 1.0) / 2.0, -1.0, 1.0)))
+        if np.linalg.norm(P[:3, 3] - T_imu[:3, 3]) > self.config.reset_translation or angle > self.config.reset_rotation_deg:
+            self.resets += 1  # the pose jumped: fusing it would tear the smoother; start again from it
+            self._reset([(stamp, T_imu)])
+            return False
+        self._add_state(stamp, T_imu, pred.velocity(), pim)
         return True
 
     def _reset(self, init: list[tuple[int, np.ndarray]]) -> None:

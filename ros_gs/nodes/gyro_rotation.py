@@ -7,7 +7,7 @@ import numpy as np
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping.imu_rotation import GyroIntegrator
-from ros_gs.sensors.imu import imu_from_msg
+from ros_gs.sensors.imu import ImuSample, imu_from_msg
 from ros_gs.sensors.tf_buffer import TfBuffer
 
 
@@ -20,11 +20,13 @@ class GyroRotation:
         self.gyro = GyroIntegrator()
         self.frame: str | None = None  # the IMU's frame, from its messages
 
-    def on_imu(self, msg) -> None:
+    def on_imu(self, msg) -> ImuSample:
+        """Add one message's angular rate; returns the parsed sample (for other consumers)."""
         sample = imu_from_msg(msg)
         self.frame = sample.frame_id
         if not self.gyro.add(sample.stamp_ns, sample.angular_velocity):
             raise SensorDataError(f"{self.topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
+        return sample
 
     def rotation(self, t0_ns: int, t1_ns: int, frame: str, tf: TfBuffer) -> np.ndarray | None:
         """``R_t0_t1`` (3x3) of ``frame``, rigidly mounted with the IMU (extrinsic rotation from

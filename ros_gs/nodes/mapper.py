@@ -5,9 +5,13 @@ frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` 
 frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth that is not
 registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
 then resampled onto the depth grid using the depth -> colour extrinsic from /tf_static, and the
-pose published is the depth camera's.  An external odometry (``odom_prior_topic``) or the
-gyroscope (``imu_topic``: rotation only) predicts each frame's pose in place of constant
-velocity.  The map goes out as a rate-limited PointCloud2 of the Gaussians; services save it
+pose published is the depth camera's.  An external odometry (``odom_prior_topic``) or the IMU
+(``imu_topic``) predicts each frame's pose in place of constant velocity: the IMU is fused with
+the tracked poses (:class:`ros_gs.mapping.ImuFusion`, preintegration in a fixed-lag smoother)
+and its motion between frames is the prediction; until the fusion has aligned gravity and
+velocity (the first ``imu.init_scans`` tracked frames), and after a pose jumped away from
+the IMU's prediction (a relocalisation: the fusion aligns again), the gyroscope's rotation with
+constant-velocity translation.  The map goes out as a rate-limited PointCloud2 of the Gaussians; services save it
 (PLY + keyframes) and render it from any camera.
 """
 
@@ -18,6 +22,7 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
+from ros_gs.mapping.imu_fusion import ImuFusion, ImuFusionConfig
 from ros_gs.nodes.gyro_rotation import GyroRotation
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
@@ -45,7 +50,8 @@ class MapperNodeParams(NodeParams):
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
     odom_prior_topic: str = Field("", description="nav_msgs/Odometry of an external odometry (wheels, VIO, LiDAR): its motion between two frames, moved into the camera frame by the static TF from its child_frame_id, replaces the constant-velocity prediction; '' = none")
-    imu_topic: str = Field("", description="sensor_msgs/Imu: without odom_prior_topic, the gyroscope's rotation between frames (moved into the camera frame by /tf_static) replaces the constant-velocity rotation; '' = none")
+    imu_topic: str = Field("", description="sensor_msgs/Imu: without odom_prior_topic, the IMU's motion between frames (fused with the tracked poses; extrinsic from /tf_static) replaces constant velocity; '' = none")
+    imu: ImuFusionConfig = Field(default_factory=ImuFusionConfig, description="IMU fusion (ros_gs.mapping.imu_fusion; init_scans counts tracked frames)")
     map_path: str = Field("", description="a map folder saved by ~/save_map to start from: the first frame is relocalised in it and poses are published in its frame (set mapper.update_map false to localise only)")
     mapper: MapperConfig = Field(default_factory=MapperConfig, description="mapping and tracking (ros_gs.mapping)")
 
@@ -70,12 +76,14 @@ class MapperNode:
         self._prior = TfBuffer(cache_ns=60 * 10**9)  # the external odometry's poses, interpolated at image stamps
         self._prior_frames: tuple[str, str] | None = None
         self._prev_stamp: int | None = None
-        self.priors = {"used": 0, "missing": 0}
+        self.priors = {"used": 0, "missing": 0, "imu": 0}  # imu: of the used, from the fused IMU
         if p.odom_prior_topic:
             ctx.create_subscription("nav_msgs/msg/Odometry", p.odom_prior_topic, self.on_odom_prior, SENSOR_QOS)
         self.imu = GyroRotation(p.imu_topic)
+        self.fusion = ImuFusion(p.imu)
+        self._fusion_frame: str | None = None  # the camera frame the fusion's extrinsic is for
         if p.imu_topic and not p.odom_prior_topic:
-            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.imu.on_imu, SENSOR_QOS)
+            ctx.create_subscription("sensor_msgs/msg/Imu", p.imu_topic, self.on_imu, SENSOR_QOS)
         self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
@@ -120,6 +128,7 @@ class MapperNode:
             frame = RgbdFrame(stamp_ns=stamp, rgb=rgb, depth=depth, K=dcam.K, color_K=cam.K, T_color_depth=T)
         estimate = self.mapper.process(frame, motion_prior=self._motion_prior(stamp, child))
         self._prev_stamp = stamp
+        self._fuse(stamp, child, estimate)
         if not estimate.ok:
             what = "not relocalised in the map" if self.mapper.lost else "tracking lost"
             self.ctx.count_skip(self.params.rgb_topic, InputError(f"{what} at {stamp} ns (fitness {estimate.fitness:.3f})"))
@@ -138,6 +147,36 @@ class MapperNode:
         xyz, q = matrix_to_xyz_quat(T)
         self._prior.set_transform(parent, child, header_stamp_ns(msg), xyz, q)
         self._prior_frames = (parent, child)
+
+    def on_imu(self, msg) -> None:
+        sample = self.imu.on_imu(msg)
+        self.fusion.add_imu(sample.stamp_ns, sample.angular_velocity, sample.linear_acceleration)
+
+    def _fuse(self, stamp: int, camera_frame: str, estimate) -> None:
+        """Hand a tracked pose to the IMU fusion (restarting it when the poses jumped)."""
+        if not self.params.imu_topic or self.params.odom_prior_topic or not self.fusion.config.enabled or self.imu.frame is None:
+            return
+        if not estimate.ok:
+            return  # the IMU carries on; a pose that then jumps restarts the fusion (ImuFusion.update)
+        if self._fusion_frame != camera_frame:
+            try:
+                self.fusion.T_sensor_imu = self._tf_static.lookup(camera_frame, self.imu.frame).matrix
+            except InputError:
+                return  # no extrinsic (yet): the gyro prior says so too
+            self._fusion_frame = camera_frame
+            self.fusion.reset()
+        self.fusion.update(stamp, estimate.T_world_cam)
+
+    def _imu_prior(self, stamp: int) -> np.ndarray | None:
+        """The fused IMU's camera motion from the previous frame to ``stamp``."""
+        if not self.fusion.ready or self.fusion.stamp_ns is None or self._prev_stamp < self.fusion.stamp_ns:
+            return None
+        a, b = self.fusion.predict(self._prev_stamp), self.fusion.predict(stamp)
+        if a is None or b is None:
+            return None
+        self.priors["imu"] += 1
+        self.priors["used"] += 1
+        return np.linalg.inv(a) @ b
 
     def _gyro_prior(self, stamp: int, camera_frame: str) -> np.ndarray | None:
         """Constant-velocity translation with the gyroscope's rotation since the previous frame."""
@@ -159,7 +198,8 @@ class MapperNode:
         if self._prev_stamp is None:
             return None
         if self._prior_frames is None:
-            return self._gyro_prior(stamp, camera_frame)
+            rel = self._imu_prior(stamp) if camera_frame == self._fusion_frame else None
+            return rel if rel is not None else self._gyro_prior(stamp, camera_frame)
         parent, child = self._prior_frames
         try:
             rel = np.linalg.inv(self._prior.lookup(parent, child, self._prev_stamp).matrix) @ self._prior.lookup(parent, child, stamp).matrix

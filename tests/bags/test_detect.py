@@ -57,6 +57,7 @@ def test_replay_picks_nodes_and_topics(walk_bag: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["replay", str(walk_bag), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "mapper (" in r.output and "lidar_odometry (" in r.output
+    assert "image_topic=/cameras/rig_front/color/image_raw" in r.output  # the camera colours the LiDAR map
     with BagReader(out) as reader:
         counts = {s.topic: s.count for s in reader.summary()}
     with BagReader(walk_bag) as reader:
@@ -71,3 +72,25 @@ def test_replay_of_a_bag_without_sensors_is_a_clear_error(tmp_path: Path) -> Non
         w.write("/chatter", "std_msgs/msg/String", w.factory("std_msgs/msg/String", data="hi"), 1)
     r = CliRunner().invoke(app, ["replay", str(bag)])
     assert r.exit_code != 0 and "no RGB-D" in str(r.exception or r.output)
+
+
+def test_colour_camera_without_depth(tmp_path: Path) -> None:
+    """LiDAR + a colour camera and no depth: no RGB-D mapper, but the camera and its CameraInfo
+    are found (they colour the LiDAR map)."""
+    import numpy as np
+
+    from ros_gs.sensors.camera import PinholeCamera, camera_to_info
+    from ros_gs.sensors.image import numpy_to_image
+    from ros_gs.sensors.pointcloud2 import array_to_pointcloud2
+
+    bag = tmp_path / "lc.mcap"
+    cloud = np.zeros(10, np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32)]))
+    with BagWriter(bag) as w:
+        m = w.factory
+        w.write("/ouster/points", "sensor_msgs/msg/PointCloud2", array_to_pointcloud2(m, cloud, 1, "lidar"), 1)
+        w.write("/cam/image_color", "sensor_msgs/msg/Image", numpy_to_image(m, np.zeros((4, 6, 3), np.uint8), "bgr8", 1, "cam"), 1)
+        w.write("/cam/camera_info", "sensor_msgs/msg/CameraInfo",
+                camera_to_info(m, PinholeCamera(width=6, height=4, K=np.diag([5.0, 5.0, 1.0]), frame_id="cam"), 1), 1)
+    found = detect_sensor_topics(bag)
+    assert (found.rgb, found.info, found.depth, found.points) == ("/cam/image_color", "/cam/camera_info", None, "/ouster/points")
+    assert not found.rgbd
