@@ -56,6 +56,7 @@ demo: setup
 		--overwrite --params config/lidar_odometry_indoor.yaml --services config/services/demo_save_lidar_map.yaml \
 		--set lidar_odometry.image_topic=/cameras/rig_front/color/image_raw \
 		--set lidar_odometry.camera_info_topic=/cameras/rig_front/color/camera_info
+	$(VENV)/bin/ros-gs eval $(OUT)/walkthrough_odom.mcap $(OUT)/walkthrough.mcap --plot $(OUT)/walkthrough_trajectory.png
 	$(VENV)/bin/ros-gs render $(OUT)/walkthrough_lidar_map/map.ply $(OUT)/walkthrough_lidar_map.png --size 640 480 \
 		--intrinsics 500 500 320 240 --pose 0 0 10 1 0 0 0
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.3dgs.ply $(OUT)/guitar_front.png --size 640 480 \

@@ -1,7 +1,11 @@
 """Evaluate published odometry against ground truth stored in bags (`ros-gs eval`).
 
 Poses are matched by header stamp (exactly, as the nodes stamp odometry with the sensor stamp);
-ground truth comes from ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` topics.  The
+ground truth comes from ``geometry_msgs/PoseStamped`` or ``nav_msgs/Odometry`` topics, or, for a
+bag without that topic, from ground-truth TF (``/ground_truth/tf``, as ``ros-gs bag from-mujoco``
+writes it: ``world -> gt/<body>``): the estimate's child frame is followed up its static
+``/tf_static`` chain to a body ``B`` with a ``gt/B`` frame, and its true pose is
+``world -> gt/B`` at the stamp times ``B -> child``.  The
 estimate and the truth may live in different frames (a mapper's map frame is its first camera),
 so the ATE uses the best rigid alignment (Umeyama).
 """
@@ -14,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ros_gs.bags.reader import BagReader
-from ros_gs.errors import DatasetError
+from ros_gs.errors import DatasetError, TransformError
 from ros_gs.mapping.evaluation import ate_rmse
 from ros_gs.sensors.poses import pose_msg_to_matrix
 from ros_gs.sensors.stamps import header_stamp_ns
@@ -60,10 +64,43 @@ def first_pose_errors(est: list[np.ndarray], gt: list[np.ndarray]) -> np.ndarray
     return np.array([np.linalg.norm((align @ e)[:3, 3] - g[:3, 3]) for e, g in zip(est, gt)])
 
 
+def _child_frame(bag: Path | str, topic: str) -> str | None:
+    with BagReader(bag) as reader:
+        for _, msg in reader.messages([topic]):
+            return str(getattr(msg, "child_frame_id", "")) or None
+    return None
+
+
+def _tf_poses(gt_bag: Path | str, child: str, stamps: list[int]) -> dict[int, np.ndarray]:
+    """Ground truth of frame ``child`` from the bag's ground-truth TF (module docstring)."""
+    tf = tf_ground_truth(gt_bag)
+    frames = set(tf.frames())
+    body = child
+    while body is not None and f"gt/{body}" not in frames:
+        body = tf.parent(body)
+    if body is None:
+        return {}
+    try:
+        mount = tf.lookup(body, child).matrix
+    except TransformError:
+        return {}
+    out = {}
+    for s in stamps:
+        try:
+            out[s] = tf.lookup("world", f"gt/{body}", s).matrix @ mount
+        except TransformError:  # a stamp outside the ground truth: not matched
+            continue
+    return out
+
+
 def evaluate_odometry(odom_bag: Path | str, gt_bag: Path | str, odom_topic: str = "/ros_gs/odom",
                       gt_topic: str = "/ground_truth/pose") -> TrajectoryEval:
     est = _poses(odom_bag, odom_topic)
     gt = _poses(gt_bag, gt_topic)
+    if not gt:  # no ground-truth pose topic: the ground-truth TF of the estimate's frame, if any
+        child = _child_frame(odom_bag, odom_topic)
+        gt = _tf_poses(gt_bag, child, sorted(est)) if child else {}
+        gt_topic = f"{gt_topic} or /ground_truth/tf ({child})"
     stamps = sorted(set(est) & set(gt))
     if len(stamps) < 3:
         raise DatasetError(f"only {len(stamps)} stamps of {odom_topic} ({len(est)} messages) match {gt_topic} "

@@ -52,3 +52,38 @@ def test_eval_without_matching_stamps_is_a_clear_error(tmp_path: Path) -> None:
     est, gt = _write(tmp_path, 0.0)
     r = CliRunner().invoke(app, ["eval", str(est), str(gt), "--gt-topic", "/nothing"])
     assert r.exit_code != 0 and "need 3 or more" in str(r.exception)
+
+
+def test_eval_from_ground_truth_tf(tmp_path: Path) -> None:
+    """A bag with ground truth as TF (world -> gt/rig) and a static mount (rig -> lidar): the
+    estimate of ``lidar`` is judged against gt/rig composed with the mount, in any frame."""
+    from ros_gs.sensors.poses import matrix_to_transform_stamped
+
+    rng = np.random.default_rng(1)
+    mount = np.eye(4)
+    mount[:3, :3] = Rotation.from_euler("z", 90, degrees=True).as_matrix()
+    mount[:3, 3] = [0.1, 0.0, 0.3]
+    gt_bag, est_bag = tmp_path / "gt.mcap", tmp_path / "est.mcap"
+    with BagWriter(gt_bag) as g, BagWriter(est_bag) as e:
+        m = g.factory
+        g.write("/tf_static", "tf2_msgs/msg/TFMessage", m("tf2_msgs/msg/TFMessage", transforms=[
+            matrix_to_transform_stamped(m, mount, make_header(m, 0, "rig"), "lidar")]), 1)
+        first = None
+        for i in range(40):
+            t = 1_000_000_000 + i * 100_000_000
+            T = np.eye(4)
+            T[:3, :3] = Rotation.from_rotvec([0, 0, 0.05 * i]).as_matrix()
+            T[:3, 3] = [0.1 * i, 0.02 * i * i / 40, 1.0]
+            g.write("/ground_truth/tf", "tf2_msgs/msg/TFMessage", m("tf2_msgs/msg/TFMessage", transforms=[
+                matrix_to_transform_stamped(m, T, make_header(m, t, "world"), "gt/rig")]), t)
+            lidar = T @ mount
+            first = lidar if first is None else first
+            Te = np.linalg.inv(first) @ lidar  # odometry in the first scan's frame
+            Te[:3, 3] += rng.normal(0, 0.005, 3)
+            pose = e.factory("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(e.factory, Te))
+            e.write("/ros_gs/odom", "nav_msgs/msg/Odometry", e.factory(
+                "nav_msgs/msg/Odometry", header=make_header(e.factory, t, "odom"), child_frame_id="lidar", pose=pose), t)
+    r = CliRunner().invoke(app, ["eval", str(est_bag), str(gt_bag)])
+    assert r.exit_code == 0, r.output
+    ate = float(r.output.split("ATE RMSE ")[1].split(" cm")[0])
+    assert "40 of 40 poses matched" in r.output and 0.5 < ate < 1.0, r.output  # sqrt(3) x 0.5 cm noise
