@@ -41,7 +41,7 @@ setup(
         "open3d>=0.18",  # registration for tracking, and the dense RGB-D SLAM peer in benchmarks
         "mujoco>=3.2",  # ground-truth scenes (ros_gs.sim; a tool, not a dependency of the core)
         "matplotlib>=3.7",  # trajectory plots (ros-gs eval)
-        "gtsam>=4.2",  # IMU preintegration and the fixed-lag smoother of LiDAR-inertial odometry
+        "gtsam>=4.3",  # 4.3: ImuFactorWithGravityDirection;  # IMU preintegration and the fixed-lag smoother of LiDAR-inertial odometry
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["ros-gs = ros_gs.cli.main:main"]},

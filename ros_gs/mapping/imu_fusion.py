@@ -99,6 +99,7 @@ class ImuFusion:
         self._bias = gtsam.imuBias.ConstantBias()
         self.updates = 0
         self.resets = 0  # restarts because a pose disagreed with the IMU's prediction
+        self.failed_alignments = 0  # alignments that found no gravity (no accelerometer, bad poses)
 
     @property
     def T_sensor_imu(self) -> np.ndarray:
@@ -228,11 +229,13 @@ class ImuFusion:
     def point_motion(self, stamp_ns: int, t: np.ndarray):
         """For points measured at ``stamp_ns + t`` (seconds, any sign): ``(R, p)`` with
         ``R[i] @ x + p[i]`` taking point i from the sensor frame at its time into the sensor frame
-        at ``stamp_ns``; None when :meth:`predict` cannot answer."""
+        at ``stamp_ns``; None when :meth:`predict` cannot answer, which includes points older than
+        the newest fused state (an end-of-scan stamp right after the last scan): the caller then
+        deskews another way."""
         if self._stamp is None or len(t) == 0:
             return None
         tt = np.asarray(t, dtype=np.float64)
-        # a few hundred knots along the scan, then per-point interpolation between them
+        # 64 knots along the scan, then per-point interpolation between them
         knots = np.unique(np.round(np.linspace(tt.min(), tt.max(), 64) * 1e9).astype(np.int64) + int(stamp_ns))
         stamps = np.unique(np.concatenate([knots, [int(stamp_ns)]]))
         if stamps[0] < self._stamp:
@@ -257,6 +260,8 @@ class ImuFusion:
         T_imu = np.asarray(T_world_sensor, dtype=np.float64) @ self.T_sensor_imu
         stamp = int(stamp_ns)
         if self._state is None:
+            if self._init and stamp <= self._init[-1][0]:
+                return False  # not newer than the last pose: nothing to align with
             self._init.append((stamp, T_imu))
             if len(self._init) >= self.config.init_scans:
                 return self._align()
@@ -297,7 +302,7 @@ class ImuFusion:
             if g is None:
                 self._reset(poses[-1:])
                 return False
-            pim, _ = self._preintegrate(*g, zero, gtsam.imuBias.ConstantBias())
+            pim, _ = self._preintegrate(*g, zero, self._bias)  # zero, or what a previous run learned
             deltas.append(((t1 - t0) * 1e-9, T0[:3, :3] @ pim.deltaPij(), T0[:3, :3] @ pim.deltaVij()))
         n = len(poses)
 
@@ -320,7 +325,13 @@ class ImuFusion:
 
         x = solve(None)
         g = x[-3:]
-        gravity = g / max(np.linalg.norm(g), 1e-9) * cfg.gravity
+        if not np.isfinite(x).all() or not 0.5 * cfg.gravity < np.linalg.norm(g) < 1.5 * cfg.gravity:
+            # no accelerometer (zeros), wrong units, or poses that disagree with the IMU: no
+            # gravity to align to; try again from the newest pose
+            self.failed_alignments += 1
+            self._reset(poses[-1:])
+            return False
+        gravity = g / np.linalg.norm(g) * cfg.gravity
         v = solve(gravity).reshape(n, 3)
         self.gravity = gravity
         self._params = self._make_params(gravity)
@@ -333,11 +344,11 @@ class ImuFusion:
         if cfg.gravity_prior > 0:
             graph.add(gtsam.PriorFactorUnit3(G, gtsam.Unit3(gravity), gtsam.noiseModel.Isotropic.Sigma(2, cfg.gravity_prior)))
             values.insert(G, gtsam.Unit3(gravity))
-        graph.add(gtsam.PriorFactorConstantBias(B(0), gtsam.imuBias.ConstantBias(),
+        graph.add(gtsam.PriorFactorConstantBias(B(0), self._bias,
                   gtsam.noiseModel.Diagonal.Sigmas(np.r_[[cfg.accel_bias_prior] * 3, [cfg.gyro_bias_prior] * 3])))
         values.insert(X(0), gtsam.Pose3(T))
         values.insert(V(0), v[-1])
-        values.insert(B(0), gtsam.imuBias.ConstantBias())
+        values.insert(B(0), self._bias)
         self._optimise(graph, values, stamp)
         self._init = []
         return True

@@ -5,8 +5,10 @@
 ``imu.init_scans`` registered scans), the gyroscope gives the rotation since the last scan and
 deskewing uses the registered poses' constant velocity; afterwards every scan's ICP initial guess
 is the IMU-propagated pose and its points are deskewed along the IMU trajectory.  Each scan that
-ICP placed well (fitness >= ``imu.min_fitness``) is fused back; one that it did not (too few
-points, a degenerate view) gets the IMU-propagated pose, which is what bridges LiDAR outages.
+ICP placed well (fitness >= ``imu.min_fitness``) is fused back; a scan too small to register
+(fewer than ``lidar.min_points`` after downsampling: an outage, a blocked sensor) gets the
+IMU-propagated pose, which is what bridges LiDAR outages.  A scan ICP registered poorly keeps
+ICP's pose but is not fused.
 
 Scans should be registered once the IMU covers them (:meth:`covers`): a driver stamps a scan at
 its first point and IMU samples up to its last point are needed to deskew it.
@@ -38,9 +40,10 @@ class LidarInertialOdometry:
         self.gyro_predicted = 0  # ... from the gyroscope rotation alone
         self._last_stamp: int | None = None
 
-    def add_imu(self, stamp_ns: int, gyro: np.ndarray, accel: np.ndarray) -> bool:
-        """One IMU sample (its own frame); False (counted) when older than the last or not finite."""
-        ok = self.fusion.add_imu(stamp_ns, gyro, accel)
+    def add_imu(self, stamp_ns: int, gyro: np.ndarray, accel: np.ndarray | None) -> bool:
+        """One IMU sample (its own frame); False (counted) when older than the last or not finite.
+        ``accel`` None (an IMU without accelerometer): the gyroscope's rotation only."""
+        ok = accel is None or self.fusion.add_imu(stamp_ns, gyro, accel)
         return self.gyro.add(stamp_ns, gyro) and ok
 
     def covers(self, stamp_ns: int, t: np.ndarray | None) -> bool:

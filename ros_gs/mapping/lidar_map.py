@@ -197,7 +197,7 @@ class LidarGaussianMapper:
         colour = img[vi[idx], ui[idx]].astype(np.float32) / 255.0
         rows = slots[torch.from_numpy(idx)]
         conf = m.storage("confidence")[rows] + 1.0
-        weight = torch.clamp(1.0 / (conf - 1.0), min=cfg.colour_min_weight)[:, None]
+        weight = torch.clamp(1.0 / (conf - 1.0).clamp_min(1.0), min=cfg.colour_min_weight)[:, None]
         sh = m.storage("sh")
         old = sh[rows, 0].clamp(min=-0.5 / C0) * C0 + 0.5  # current colour (SH degree 0)
         new = old + weight * (torch.from_numpy(colour) - old)

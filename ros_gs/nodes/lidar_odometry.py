@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import InputError, SensorDataError
@@ -75,6 +75,12 @@ class LidarOdometryNodeParams(NodeParams):
     camera_info_topic: str = Field("", description="the sensor_msgs/CameraInfo of image_topic (a rectified or distortion-free camera)")
     colour_period_s: float = Field(0.0, ge=0.0, le=3600.0, description="colour with at most one image per this period (0 = every image)")
 
+    @model_validator(mode="after")
+    def _camera_needs_info(self) -> "LidarOdometryNodeParams":
+        if self.image_topic and not self.camera_info_topic:
+            raise ValueError("image_topic needs camera_info_topic (its intrinsics)")
+        return self
+
 
 class LidarOdometryNode:
     NAME = "lidar_odometry"
@@ -117,12 +123,14 @@ class LidarOdometryNode:
         self.scans = 0
         self.unmapped_scans = 0
         self.imu_without_tf = 0  # scans processed without IMU help for want of the IMU -> LiDAR TF
+        self.uncovered_scans = 0  # scans processed when the next arrived, the IMU never covering them
 
     # -- inputs ------------------------------------------------------------------------------------
     def on_imu(self, msg) -> None:
         sample = imu_from_msg(msg)
         self.imu_frame = sample.frame_id
-        if not self.lio.add_imu(sample.stamp_ns, sample.angular_velocity, sample.linear_acceleration):
+        accel = None if sample.linear_acceleration_covariance[0, 0] == -1.0 else sample.linear_acceleration
+        if not self.lio.add_imu(sample.stamp_ns, sample.angular_velocity, accel):
             raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
         if self._pending is not None and self.lio.covers(self._pending.stamp, self._pending.t):
             self._process(self._pending)
@@ -145,8 +153,14 @@ class LidarOdometryNode:
         intensity = None
         if "intensity" in names and cloud["intensity"].ndim == 1:
             intensity = cloud["intensity"].astype(np.float64)[finite]
+        if (msg.header.frame_id or "lidar") == p.odom_frame:
+            raise SensorDataError(f"{p.points_topic}: the scan's frame {p.odom_frame!r} is also odom_frame: rename one")
         scan = _Scan(stamp, msg.header.frame_id or "lidar", pts[finite], t[finite] if t is not None else None, intensity)
         if self._pending is not None:  # the IMU never covered it: go on with what there is
+            self.uncovered_scans += 1
+            if self.uncovered_scans == 1:
+                self.ctx.logger.warning("%s: the IMU did not reach the end of the scan at %d ns before the next scan; "
+                                        "scans are processed one late (IMU stamps behind the LiDAR's?)", p.points_topic, self._pending.stamp)
             self._process(self._pending)
         waits = bool(p.imu_topic) and self.imu_frame is not None and self._set_extrinsic(scan.frame)
         if waits and not self.lio.covers(stamp, scan.t):
@@ -174,7 +188,11 @@ class LidarOdometryNode:
         self._pending = None
         p = self.params
         use_imu = bool(p.imu_topic) and self.imu_frame is not None and self._set_extrinsic(scan.frame)
-        self.imu_without_tf += bool(p.imu_topic) and self.imu_frame is not None and not use_imu
+        if bool(p.imu_topic) and self.imu_frame is not None and not use_imu:
+            self.imu_without_tf += 1
+            if self.imu_without_tf == 1:
+                self.ctx.logger.warning("no /tf_static transform %s -> %s: scans are registered without the IMU",
+                                        scan.frame, self.imu_frame)
         if use_imu:
             T = self.lio.register(scan.points, scan.t, scan.stamp)
         else:
@@ -206,7 +224,7 @@ class LidarOdometryNode:
         for image, info in self._sync.add(index, header_stamp_ns(msg), msg):
             stamp = header_stamp_ns(image)
             period = int(self.params.colour_period_s * 1e9)
-            if self._last_colour is not None and stamp - self._last_colour < period:
+            if period and self._last_colour is not None and stamp - self._last_colour < period:
                 continue  # rate limit: not a skip
             self._last_colour = stamp
             if len(self._images) >= 10:  # no scans for a while: the oldest image goes, counted

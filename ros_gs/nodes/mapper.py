@@ -150,13 +150,14 @@ class MapperNode:
 
     def on_imu(self, msg) -> None:
         sample = self.imu.on_imu(msg)
-        self.fusion.add_imu(sample.stamp_ns, sample.angular_velocity, sample.linear_acceleration)
+        if sample.linear_acceleration_covariance[0, 0] != -1.0:  # -1: no accelerometer, gyro rotation only
+            self.fusion.add_imu(sample.stamp_ns, sample.angular_velocity, sample.linear_acceleration)
 
     def _fuse(self, stamp: int, camera_frame: str, estimate) -> None:
         """Hand a tracked pose to the IMU fusion (restarting it when the poses jumped)."""
         if not self.params.imu_topic or self.params.odom_prior_topic or not self.fusion.config.enabled or self.imu.frame is None:
             return
-        if not estimate.ok:
+        if not estimate.ok or estimate.fitness < self.fusion.config.min_fitness:
             return  # the IMU carries on; a pose that then jumps restarts the fusion (ImuFusion.update)
         if self._fusion_frame != camera_frame:
             try:

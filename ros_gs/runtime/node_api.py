@@ -12,9 +12,10 @@ is logged in one line and counted as a skip; any other exception is logged with 
 traceback and counted as an error.  Either way the node keeps running.
 
 A node may define ``flush()``: the runtime calls it (guarded) once its input has ended, before
-the outputs close (replay: at the end of the bag; rclpy: at shutdown), so a node that holds
-input back (a scan waiting for the IMU samples that cover it) publishes what it holds instead
-of dropping it.
+the outputs close, so a node that holds input back (a scan waiting for the IMU samples that
+cover it) publishes what it holds instead of dropping it.  Replay: at the end of the bag, after
+the last service calls; what a flush publishes is delivered to the other nodes, which are
+flushed once more.  rclpy: at shutdown, only while the ROS context still allows publishing.
 """
 
 from __future__ import annotations

@@ -436,7 +436,7 @@ def main(node_name: str, args: Sequence[str] | None = None) -> int:
     except stop:
         # Ctrl-C, or the context shut down by a signal handler (launch stopping us): clean;
         # what the node holds back is published while the context may still allow it
-        if node is not None and callable(getattr(node, "flush", None)):
+        if node is not None and callable(getattr(node, "flush", None)) and rclpy.ok():
             ctx.guard("flush", node.flush)()
     except ConfigError as err:
         if ros_node is not None:

@@ -307,9 +307,11 @@ class ReplayRuntime:
                     self._publish(pub, msg)
                 self._early.clear()
                 self._loop(reader, start, end, wall0, duration_s)
-                for node, ctx in zip(self.nodes, self.contexts):
-                    if callable(getattr(node, "flush", None)):
-                        ctx.guard("flush", node.flush)()
+                for _ in range(2):  # what a flush publishes reaches the other nodes, which flush again
+                    for node, ctx in zip(self.nodes, self.contexts):
+                        if callable(getattr(node, "flush", None)):
+                            ctx.guard("flush", node.flush)()
+                    self._run_events_until(self.now_ns, wall0, start)
             finally:
                 if self._writer is not None:
                     self._writer.close()

@@ -135,3 +135,24 @@ def test_gyro_bias_and_outage_on_walkthrough() -> None:
     err_cv = np.linalg.norm(cv - outage[1][:3, 3])
     print(f"after the outage: IMU {err_imu * 100:.2f} cm, constant velocity {err_cv * 100:.2f} cm")
     assert err_imu < 0.05 and err_cv > 4 * err_imu
+
+
+def test_jumps_repeats_and_missing_accelerometer() -> None:
+    """A pose far from the IMU's prediction (a relocalisation) restarts the fusion from it; a
+    repeated stamp while aligning is ignored; an IMU whose accelerometer reads zeros has no
+    gravity to align to: it never becomes ready (and predicts nothing) instead of inventing one."""
+    f = ImuFusion(ImuFusionConfig(init_scans=4))
+    feed(f, 0.0, 1.2)
+    assert f.update(ns(0.0), pose(0.0)) is False and f.update(ns(0.0), pose(0.0)) is False  # repeat: ignored
+    for k in range(1, 5):
+        f.update(ns(0.1 * k), pose(0.1 * k))
+    assert f.ready and f.updates == 2
+    jumped = pose(0.5)
+    jumped[:3, 3] += [0.5, 0.0, 0.0]
+    assert f.update(ns(0.5), jumped) is False and f.resets == 1 and not f.ready
+    g = ImuFusion(ImuFusionConfig(init_scans=4))
+    for t in np.arange(0.0, 1.0, 1 / 400):
+        g.add_imu(ns(t), W, np.zeros(3))
+    for k in range(8):
+        g.update(ns(0.1 * k), pose(0.1 * k))
+    assert not g.ready and g.failed_alignments >= 1 and g.predict(ns(0.75)) is None

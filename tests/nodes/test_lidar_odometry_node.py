@@ -236,3 +236,12 @@ def test_camera_colours_the_lidar_map(walkthrough_bag: Path) -> None:
         scores.append(psnr(out.rgb, torch.from_numpy(image_to_numpy(image).astype(np.float32) / 255.0)))
     print(f"held-out views: PSNR {np.round(scores, 2)} dB")
     assert np.mean(scores) > 13.0 and min(scores) > 12.0  # measured 13.3-15.5 dB (mean 14.8)
+
+
+def test_camera_without_camera_info_is_a_config_error() -> None:
+    from ros_gs.errors import ConfigError
+    from ros_gs.nodes.lidar_odometry import LidarOdometryNodeParams
+    from ros_gs.runtime.params import load_params
+
+    with pytest.raises(ConfigError, match="camera_info_topic"):
+        load_params(LidarOdometryNodeParams, "lidar_odometry", [], {"image_topic": "/camera/image_raw"})
