@@ -11,8 +11,8 @@ the tracked poses (:class:`ros_gs.mapping.ImuFusion`, preintegration in a fixed-
 and its motion between frames is the prediction; until the fusion has aligned gravity and
 velocity (the first ``imu.init_scans`` tracked frames), and after a pose jumped away from
 the IMU's prediction (a relocalisation: the fusion aligns again), the gyroscope's rotation with
-constant-velocity translation.  The map goes out as a rate-limited PointCloud2 of the Gaussians; services save it
-(PLY + keyframes) and render it from any camera.
+constant-velocity translation.  The map goes out as a rate-limited PointCloud2 of the Gaussians;
+services save it (PLY + keyframes) and render it from any camera.
 """
 
 from __future__ import annotations
