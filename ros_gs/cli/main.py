@@ -116,7 +116,7 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
 def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: bool = True) -> list[str]:
     """Nodes for a bag's sensor topics (found by type): RGB-D (+ Imu) -> mapper; PointCloud2 (+ Imu,
     + a colour camera that colours its map) -> lidar_odometry (its odometry on /ros_gs/lidar/odom
-    when the mapper runs too).  Their topic
+    when the mapper runs too, where it is the mapper's motion prior).  Their topic
     parameters are set to the found topics unless given with --set (or, ``set_topics`` False,
     left to the --params files)."""
     from ros_gs.bags.detect import detect_sensor_topics
@@ -140,6 +140,8 @@ def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: 
             o.setdefault("camera_info_topic", found.info)
         if found.rgbd:
             o.setdefault("odom_topic", "/ros_gs/lidar/odom")
+            # the LiDAR-inertial odometry predicts the camera's motion (through /tf_static)
+            overrides.setdefault("mapper", {}).setdefault("odom_prior_topic", o["odom_topic"])
     if not nodes:
         raise InputError(f"{bag}: no RGB-D (colour + depth Image + CameraInfo) or PointCloud2 topics found; "
                          "name the node with --node and its topics with --set")

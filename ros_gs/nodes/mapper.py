@@ -17,6 +17,8 @@ services save it (PLY + keyframes) and render it from any camera.
 
 from __future__ import annotations
 
+from collections import deque
+
 import numpy as np
 from pydantic import Field
 
@@ -49,6 +51,7 @@ class MapperNodeParams(NodeParams):
     publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf")
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
+    odom_wait_frames: int = Field(10, ge=0, le=100, description="with odom_prior_topic: a frame waits for the odometry to reach its stamp while at most this many frames wait (a LiDAR odometry publishes a scan's pose after the scan)")
     odom_prior_topic: str = Field("", description="nav_msgs/Odometry of an external odometry (wheels, VIO, LiDAR): its motion between two frames, moved into the camera frame by the static TF from its child_frame_id, replaces the constant-velocity prediction; '' = none")
     imu_topic: str = Field("", description="sensor_msgs/Imu: without odom_prior_topic, the IMU's motion between frames (fused with the tracked poses; extrinsic from /tf_static) replaces constant velocity; '' = none")
     imu: ImuFusionConfig = Field(default_factory=ImuFusionConfig, description="IMU fusion (ros_gs.mapping.imu_fusion; init_scans counts tracked frames)")
@@ -75,6 +78,8 @@ class MapperNode:
                                 TF_STATIC_QOS)
         self._prior = TfBuffer(cache_ns=60 * 10**9)  # the external odometry's poses, interpolated at image stamps
         self._prior_frames: tuple[str, str] | None = None
+        self._prior_latest: int | None = None  # newest odometry stamp
+        self._waiting: deque = deque()  # synced (rgb, depth, info[, depth_info]) waiting for the odometry
         self._prev_stamp: int | None = None
         self.priors = {"used": 0, "missing": 0, "imu": 0}  # imu: of the used, from the fused IMU
         if p.odom_prior_topic:
@@ -99,7 +104,28 @@ class MapperNode:
     # -- input ---------------------------------------------------------------------------------
     def on_message(self, index: int, msg) -> None:
         for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
-            self.on_frame(*msgs)
+            if not self.params.odom_prior_topic:
+                self.on_frame(*msgs)
+                continue
+            # a frame waits for the odometry to reach its stamp (a LiDAR odometry publishes a
+            # scan's pose after the scan ends), at most odom_wait_frames frames
+            self._waiting.append(msgs)
+            while len(self._waiting) > self.params.odom_wait_frames:
+                self._guarded_frame(self._waiting.popleft())
+            self._frames_with_odometry()
+
+    def _guarded_frame(self, msgs) -> None:
+        self.ctx.guard(self.params.rgb_topic, self.on_frame)(*msgs)
+
+    def _frames_with_odometry(self) -> None:
+        latest = self._prior_latest
+        while self._waiting and latest is not None and header_stamp_ns(self._waiting[0][0]) <= latest:
+            self._guarded_frame(self._waiting.popleft())
+
+    def flush(self) -> None:
+        """The input ended: frames still waiting for the odometry are processed with what there is."""
+        while self._waiting:
+            self._guarded_frame(self._waiting.popleft())
 
     def on_frame(self, rgb_msg, depth_msg, info_msg, depth_info_msg=None) -> None:
         rgb = image_to_numpy(rgb_msg)
@@ -147,6 +173,8 @@ class MapperNode:
         xyz, q = matrix_to_xyz_quat(T)
         self._prior.set_transform(parent, child, header_stamp_ns(msg), xyz, q)
         self._prior_frames = (parent, child)
+        self._prior_latest = max(self._prior_latest or 0, header_stamp_ns(msg))
+        self._frames_with_odometry()
 
     def on_imu(self, msg) -> None:
         sample = self.imu.on_imu(msg)

@@ -58,6 +58,7 @@ def test_replay_picks_nodes_and_topics(walk_bag: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "mapper (" in r.output and "lidar_odometry (" in r.output
     assert "image_topic=/cameras/rig_front/color/image_raw" in r.output  # the camera colours the LiDAR map
+    assert "odom_prior_topic=/ros_gs/lidar/odom" in r.output  # LiDAR-inertial odometry predicts the camera
     with BagReader(out) as reader:
         counts = {s.topic: s.count for s in reader.summary()}
     with BagReader(walk_bag) as reader:
