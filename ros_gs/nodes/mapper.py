@@ -5,7 +5,8 @@ frame to :class:`ros_gs.mapping.Mapper` and publishes one ``nav_msgs/Odometry`` 
 frame, stamped with the images' stamp, plus ``map -> camera`` on /tf.  Depth that is not
 registered to colour (``depth_info_topic`` set) brings its own CameraInfo; the colour image is
 then resampled onto the depth grid using the depth -> colour extrinsic from /tf_static, and the
-pose published is the depth camera's.  An external odometry (``odom_prior_topic``) or the IMU
+pose published is the depth camera's.  An external odometry (``odom_prior_topic``; frames wait
+for it to reach their stamp, at most ``odom_wait_frames``) or the IMU
 (``imu_topic``) predicts each frame's pose in place of constant velocity: the IMU is fused with
 the tracked poses (:class:`ros_gs.mapping.ImuFusion`, preintegration in a fixed-lag smoother)
 and its motion between frames is the prediction; until the fusion has aligned gravity and
