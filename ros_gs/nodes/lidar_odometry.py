@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.gaussians.ply import write_ply
@@ -43,7 +42,7 @@ from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import image_to_numpy
 from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
-from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
+from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
@@ -129,7 +128,7 @@ class LidarOdometryNode:
     def on_imu(self, msg) -> None:
         sample = imu_from_msg(msg)
         self.imu_frame = sample.frame_id
-        accel = None if sample.linear_acceleration_covariance[0, 0] == -1.0 else sample.linear_acceleration
+        accel = sample.linear_acceleration if sample.has_linear_acceleration else None
         if not self.lio.add_imu(sample.stamp_ns, sample.angular_velocity, accel):
             raise SensorDataError(f"{self.params.imu_topic}: sample at {sample.stamp_ns} ns is not newer than the last or not finite")
         if self._pending is not None and self.lio.covers(self._pending.stamp, self._pending.t):
@@ -204,8 +203,7 @@ class LidarOdometryNode:
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=scan.frame, pose=pose))
         if p.publish_tf:
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(self.ctx.make, T, header, scan.frame)]))
-        T_xyzw = Rotation.from_matrix(T[:3, :3]).as_quat()
-        self._trajectory.set_transform(p.odom_frame, scan.frame, scan.stamp, T[:3, 3], T_xyzw)
+        self._trajectory.set_transform(p.odom_frame, scan.frame, scan.stamp, *matrix_to_xyz_quat(T))
         self._lidar_frame = scan.frame
         if self.mapper is not None:  # the map comes after publishing: a map problem never withholds the pose
             self._map_scan(scan, T)

@@ -179,7 +179,7 @@ class MapperNode:
 
     def on_imu(self, msg) -> None:
         sample = self.imu.on_imu(msg)
-        if sample.linear_acceleration_covariance[0, 0] != -1.0:  # -1: no accelerometer, gyro rotation only
+        if sample.has_linear_acceleration:  # else the gyro rotation only
             self.fusion.add_imu(sample.stamp_ns, sample.angular_velocity, sample.linear_acceleration)
 
     def _fuse(self, stamp: int, camera_frame: str, estimate) -> None:

@@ -57,6 +57,11 @@ class ImuSample:
         if self.orientation is None:
             self.orientation_covariance[0, 0] = -1.0
 
+    @property
+    def has_linear_acceleration(self) -> bool:
+        """False when the driver marks the accelerometer as not provided (covariance[0] == -1)."""
+        return bool(self.linear_acceleration_covariance[0, 0] != -1.0)
+
 
 def _xyz(vec: Any) -> list[float]:
     return [vec.x, vec.y, vec.z]

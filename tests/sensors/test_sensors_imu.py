@@ -48,6 +48,13 @@ def test_orientation_none_when_marked_or_zero():
     assert zero.orientation is None and zero.orientation_covariance[0, 0] == -1
 
 
+def test_accelerometer_marked_missing():
+    cov = np.zeros(9)
+    cov[0] = -1
+    assert imu_from_msg(imu_msg()).has_linear_acceleration
+    assert not imu_from_msg(imu_msg(a=(0.0, 0.0, 0.0), a_cov=cov)).has_linear_acceleration
+
+
 def test_round_trip_through_cdr():
     s = imu_from_msg(imu_msg(q=(0.1, 0.2, 0.3, 0.9)))
     back = imu_from_msg(cdr(imu_to_msg(make, s)))
