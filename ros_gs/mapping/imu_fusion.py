@@ -76,10 +76,6 @@ class ImuFusionConfig(BaseModel):
     max_samples: int = Field(20_000, ge=100, description="IMU samples kept")
 
 
-def _navstate(T: np.ndarray, v: np.ndarray) -> gtsam.NavState:
-    return gtsam.NavState(gtsam.Pose3(T), np.asarray(v, dtype=np.float64))
-
-
 class ImuFusion:
     """See the module docstring.  ``T_sensor_imu``: the IMU's pose in the sensor (LiDAR) frame."""
 

@@ -1,5 +1,7 @@
 """The gyroscope's rotation between two stamps, expressed in another sensor's frame: the
-rotation prior that the lidar_odometry and mapper nodes take from an Imu topic."""
+rotation prior that the mapper node takes from an Imu topic until its IMU fusion is aligned
+(the lidar_odometry node gets the same from ros_gs.mapping.LidarInertialOdometry, whose
+extrinsic is fixed when the fusion is set up)."""
 
 from __future__ import annotations
 
