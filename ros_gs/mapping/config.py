@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class MapperConfig(BaseModel):
@@ -62,6 +62,10 @@ class MapperConfig(BaseModel):
 
     # map
     max_gaussians: int = Field(200_000, ge=100, description="hard cap of the Gaussian map (evicts lowest opacity)")
+    keyframes_in_memory: int = Field(64, ge=0, description="keyframe images kept in memory (the least recently used go to disk, read back on use, ~1 ms); 0 = keep all. Bounds memory on long runs: 0.5 MB per keyframe at 320x240")
+    offload_radius: float = Field(12.0, ge=0.0, description="Gaussians seeded by keyframes whose camera centre is farther than this (m) from the camera go to disk (in their keyframe's frame, so pose-graph corrections still apply) and return when the camera comes back; 0 = never. Keep it above twice depth_max (the default is), or Gaussians still in view leave and the view is seeded again")
+    offload_hysteresis: float = Field(1.0, ge=0.0, description="off-loaded Gaussians return once their keyframe is within offload_radius minus this (m)")
+    offload_dir: str | None = Field(None, description="folder for off-loaded keyframe images and Gaussians; None = a temporary folder removed at exit")
     seed_stride: int = Field(2, ge=1, le=16, description="seed one Gaussian per stride x stride pixels of the downscaled frame")
     seed_alpha_below: float = Field(0.5, gt=0.0, le=1.0, description="seed where the rendered alpha is below this (unobserved)")
     seed_depth_ratio: float = Field(0.1, ge=0.0, description="also seed where the observed depth is in front of the rendered by more than this fraction")
@@ -83,3 +87,9 @@ class MapperConfig(BaseModel):
     prune_opacity: float = Field(0.05, ge=0.0, lt=1.0, description="after optimisation, remove Gaussians less opaque than this")
     prune_max_scale: float = Field(0.3, gt=0.0, description="... and those with a sigma larger than this (m)")
     seed: int = Field(0, description="random seed (keyframe window draws)")
+
+    @model_validator(mode="after")
+    def _check_offload(self) -> "MapperConfig":
+        if self.offload_radius > 0 and self.offload_hysteresis >= self.offload_radius:
+            raise ValueError("offload_hysteresis must be smaller than offload_radius")
+        return self

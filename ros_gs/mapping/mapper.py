@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, project, render_K
+from ros_gs.mapping.offload import FrameStore, GaussianStore, check_writable_dir
 from ros_gs.mapping.photometric import refine_pose
 from ros_gs.mapping.relocalisation import Relocaliser
 from ros_gs.mapping.pose_graph import KeyframePoseGraph, view_overlap_candidates
@@ -46,18 +47,30 @@ class PoseEstimate:
 @dataclass
 class Keyframe:
     """A keyframe holds its frame compactly (uint8 colour, float32 metres depth, at the
-    processing resolution); the float tensors the optimiser fits and the open3d image that
-    registration needs are built on use (~1 ms), so a 320x240 keyframe costs ~0.5 MB, not the
-    ~3.5 MB of keeping every form: keyframe memory is what grows on long sequences."""
+    processing resolution) in a :class:`FrameStore`, which may keep it on disk until used; the
+    float tensors the optimiser fits and the open3d image that registration needs are built on
+    use (~1 ms), so a 320x240 keyframe costs ~0.5 MB while resident, not the ~3.5 MB of keeping
+    every form: keyframe memory is what grows on long sequences."""
 
-    index: int  # frame counter
+    index: int  # frame counter (unique in a run: the key of its image in the store)
     stamp_ns: int
     T_world_cam: np.ndarray
-    frame: RgbdFrame = field(repr=False)
+    image: InitVar[RgbdFrame]
+    store: FrameStore | None = field(default=None, repr=False)
+    K: np.ndarray = field(init=False, repr=False)
+    width: int = field(init=False)
+    height: int = field(init=False)
+
+    def __post_init__(self, image: RgbdFrame) -> None:
+        if self.store is None:
+            self.store = FrameStore()
+        self.store.put(self.index, image)
+        self.K, self.width, self.height = image.K, image.width, image.height
 
     @property
-    def K(self) -> np.ndarray:
-        return self.frame.K
+    def frame(self) -> RgbdFrame:
+        """The keyframe's image (read back from disk when it was spilled)."""
+        return self.store.get(self.index)
 
     @property
     def rgb(self) -> torch.Tensor:
@@ -81,6 +94,10 @@ class Keyframe:
         h = downscale(self.frame, 2)
         return torch.from_numpy(h.rgb.astype(np.float32) / 255.0), torch.from_numpy(h.depth), h.K
 
+
+# per-Gaussian fields an off-loaded keyframe keeps on disk (features too, when the map has them);
+# ``quats`` is the raw buffer (normalised on use), so a round trip is exact
+_STORED = ("means", "quats", "log_scales", "opacity_logits", "sh", "ids", "created_ns", "last_seen_ns", "confidence")
 
 # optimisation steps take the Gaussians whose centres project within this fraction of the image
 # size around a window keyframe (wide Gaussians just outside still reach into the image)
@@ -136,17 +153,26 @@ class Mapper:
         self._opt_version = -1
         self.graph = KeyframePoseGraph(self.config.depth_outlier_trunc)
         self.graph_stats = {"edges": 0, "loop_edges": 0, "rejected": 0, "optimisations": 0}
-        self.timing: dict[str, float] = {"track": 0.0, "seed": 0.0, "optimise": 0.0, "graph": 0.0}
+        self.timing: dict[str, float] = {"track": 0.0, "seed": 0.0, "optimise": 0.0, "graph": 0.0, "offload": 0.0}
+        # bounded memory: keyframe images beyond keyframes_in_memory and the Gaussians of
+        # keyframes beyond offload_radius live on disk (see offload.py)
+        if self.config.offload_dir is not None:
+            check_writable_dir(self.config.offload_dir, "offload_dir")
+        self.frame_store = FrameStore(self.config.keyframes_in_memory, self.config.offload_dir)
+        self.offloaded = GaussianStore(self.config.offload_dir)
 
     # ------------------------------------------------------------------ rendering
-    def render(self, T_world_cam: np.ndarray, K: np.ndarray, width: int, height: int) -> RenderOutput:
+    def render(self, T_world_cam: np.ndarray, K: np.ndarray, width: int, height: int,
+               everything: bool = False) -> RenderOutput:
         """Render the map from camera pose ``T_world_cam`` with OpenCV ``K`` (integer pixel centres).
 
         Only the Gaussians whose centre projects into the view (with the optimisation window's
-        margin) are rendered, so tracking and seeding cost what the view holds, not the whole map."""
+        margin) are rendered, so tracking and seeding cost what the view holds, not the whole map.
+        ``everything``: include the off-loaded Gaussians (a view far from the camera), not only
+        the resident ones."""
         cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                torch.as_tensor(T_world_cam, dtype=torch.float32), width, height)
-        m = self.map
+        m = self.full_map() if everything else self.map
         sel = self._in_view(m.means.detach().double().numpy(), T_world_cam, K, width, height) if len(m) else None
         with torch.no_grad():
             if sel is None or len(sel) == 0:
@@ -186,6 +212,8 @@ class Mapper:
         f = self.prepare(frame)
         src = to_o3d_rgbd(f.rgb, f.depth)
         fitness, ok = 1.0, True
+        if self.trajectory and not self._lost:
+            self.page(self.current_pose(-1)[:3, 3])
         t0 = time.perf_counter()
         if self._lost:
             T, fitness, ok = self._relocalise(f, src)
@@ -236,6 +264,7 @@ class Mapper:
         if r is None:
             return last.copy(), 0.0, False
         self._ref_kf = r.keyframe
+        self.page(r.T_world_cam[:3, 3])  # the map around the new pose comes back before tracking
         T, fitness = self._track(f, src, r.T_world_cam)
         T = orthonormalize(T)
         ok = fitness >= cfg.min_fitness and bool(np.isfinite(T).all())
@@ -340,7 +369,7 @@ class Mapper:
     # ------------------------------------------------------------------ mapping
     def _add_keyframe(self, f: RgbdFrame, src, T: np.ndarray) -> None:
         t0 = time.perf_counter()
-        kf = Keyframe(self._frames, int(f.stamp_ns), T.copy(), f)
+        kf = Keyframe(self._frames, int(f.stamp_ns), T.copy(), f, self.frame_store)
         self.keyframes.append(kf)
         self._ref_kf = len(self.keyframes) - 1
         if self.config.pose_graph:
@@ -415,6 +444,82 @@ class Mapper:
         self.map.transform_groups_(torch.from_numpy(group), torch.from_numpy(D[:, :3, :3]),
                                    torch.from_numpy(D[:, :3, 3]))
 
+    # ------------------------------------------------------------------ bounded memory
+    def _group_mask(self, kf: Keyframe) -> torch.Tensor:
+        """Active-set mask of the Gaussians keyframe ``kf`` seeded (anchored by creation stamp)."""
+        return self.map.created_ns == kf.stamp_ns
+
+    def page(self, position: np.ndarray) -> tuple[int, int]:
+        """Move the Gaussians of keyframes whose camera centre is farther than
+        ``offload_radius`` from ``position`` to disk, and bring back those of keyframes now
+        within ``offload_radius - offload_hysteresis``.  Off-loaded Gaussians are stored in
+        their keyframe's camera frame, so pose-graph corrections made meanwhile apply to them
+        when they return.  Returns (keyframes off-loaded, keyframes restored)."""
+        cfg = self.config
+        if cfg.offload_radius <= 0 or not self.keyframes:
+            return 0, 0
+        t0 = time.perf_counter()
+        centres = np.array([kf.T_world_cam[:3, 3] for kf in self.keyframes])
+        d = np.linalg.norm(centres - np.asarray(position, np.float64)[None], axis=1)
+        back = [i for i in self.offloaded.counts if d[i] < cfg.offload_radius - cfg.offload_hysteresis]
+        away = [i for i in np.nonzero(d > cfg.offload_radius)[0].tolist() if i not in self.offloaded]
+        for i in back:
+            self._restore(i)
+        for i in away:
+            self._offload(i)
+        self.timing["offload"] += time.perf_counter() - t0
+        return len(away), len(back)
+
+    def _offload(self, i: int) -> None:
+        kf = self.keyframes[i]
+        mask = self._group_mask(kf)
+        sub = self.map.select(mask)
+        T_cam_world = _inv(kf.T_world_cam)
+        sub.transform_groups_(torch.zeros(len(sub), dtype=torch.int64), T_cam_world[None, :3, :3], T_cam_world[None, :3, 3])
+        fields = {n: sub.storage(n)[: len(sub)].detach().cpu().numpy() for n in _STORED}
+        if sub.features is not None:
+            fields["features"] = sub.features.detach().cpu().numpy()
+        self.offloaded.put(i, fields)
+        if bool(mask.any()):
+            self._forget_moments(self.map.active_slots()[mask])
+            self.map.remove(mask)
+
+    def _restore(self, i: int) -> None:
+        fields = self.offloaded.pop(i)
+        n = len(fields["means"])
+        if n == 0:
+            return
+        res = self.map.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
+        T = self.keyframes[i].T_world_cam
+        group = torch.full((len(self.map),), -1, dtype=torch.int64)
+        group[res.indices] = 0
+        self.map.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+
+    def _forget_moments(self, slots: torch.Tensor) -> None:
+        """Zero the carried Adam moments of buffer rows being freed (a later seed reuses them)."""
+        if self._moments is None or self._opt_version != self.map.storage_version:
+            return
+        for avg, avg_sq, _ in self._moments.values():
+            avg[slots] = 0.0
+            avg_sq[slots] = 0.0
+
+    def full_map(self) -> GaussianMap:
+        """The resident Gaussians plus the off-loaded ones (at their keyframes' current poses)."""
+        if not self.offloaded.counts:
+            return self.map
+        out = self.map.clone()
+        out.max_gaussians = None  # the cap bounds what is resident, not what was mapped
+        for i in list(self.offloaded.counts):
+            fields = self.offloaded.peek(i)
+            if len(fields["means"]) == 0:
+                continue
+            res = out.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
+            group = torch.full((len(out),), -1, dtype=torch.int64)
+            group[res.indices] = 0
+            T = self.keyframes[i].T_world_cam
+            out.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+        return out
+
     def seed(self, kf: Keyframe) -> int:
         """Add Gaussians on the keyframe's depth pixels the map does not explain; returns how many."""
         cfg = self.config
@@ -454,8 +559,8 @@ class Mapper:
         mu = self.map.storage("means")[slots].detach().double().numpy()
         vis = torch.zeros(len(slots), dtype=torch.bool)
         for i in window:
-            f = self.keyframes[i].frame
-            vis[self._in_view(mu, self.keyframes[i].T_world_cam, f.K, f.width, f.height)] = True
+            kf = self.keyframes[i]
+            vis[self._in_view(mu, kf.T_world_cam, kf.K, kf.width, kf.height)] = True
         return slots[vis]
 
     def optimise(self, iterations: int) -> None:
@@ -467,7 +572,8 @@ class Mapper:
         cfg = self.config
         if iterations <= 0 or self.map.num_gaussians == 0 or not self.keyframes:
             return
-        older = list(range(len(self.keyframes) - 1))
+        # keyframes whose Gaussians are on disk would pull the resident ones towards their view
+        older = [i for i in range(len(self.keyframes) - 1) if i not in self.offloaded]
         k = min(cfg.window_size - 1, len(older))
         window = [len(self.keyframes) - 1] + (list(self._rng.choice(older, size=k, replace=False)) if k else [])
         m = self.map
@@ -547,7 +653,8 @@ class Mapper:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
         """Write a map folder that :meth:`load` restores: ``map.ply`` (INRIA 3DGS PLY, opens in
-        splat viewers), ``keyframes.json`` (config, keyframe poses/K/stamps, pose-graph edges,
+        splat viewers; off-loaded Gaussians included), ``gaussians.npz`` (each Gaussian's
+        creation and last-seen stamps: which keyframe it moves with), ``keyframes.json`` (config, keyframe poses/K/stamps, pose-graph edges,
         the trajectory as optimised now) and ``keyframes/NNNNN.png`` + ``NNNNN_depth.png``
         (colour and 16-bit millimetre depth at the processing resolution), so a later run can
         relocalise against the keyframes, track in the map and resume mapping."""
@@ -557,7 +664,11 @@ class Mapper:
 
         path = Path(path)
         (path / "keyframes").mkdir(parents=True, exist_ok=True)
-        write_ply(self.map, path / "map.ply")
+        full = self.full_map()
+        write_ply(full, path / "map.ply")
+        # which keyframe seeded each Gaussian (PLY row order), so a resumed run's pose-graph
+        # corrections and off-loading still move them with their keyframes
+        np.savez(path / "gaussians.npz", created_ns=full.created_ns.cpu().numpy(), last_seen_ns=full.last_seen_ns.cpu().numpy())
         for i, k in enumerate(self.keyframes):
             Image.fromarray(k.frame.rgb).save(path / "keyframes" / f"{i:05d}.png")
             mm = np.clip(np.round(np.nan_to_num(k.frame.depth) * 1000.0), 0, 65535).astype(np.uint16)
@@ -568,7 +679,7 @@ class Mapper:
             "config": self.config.model_dump(mode="json"),
             "keyframes": [
                 {"index": k.index, "stamp_ns": k.stamp_ns, "T_world_cam": k.T_world_cam.tolist(), "K": k.K.tolist(),
-                 "width": int(k.rgb.shape[1]), "height": int(k.rgb.shape[0])}
+                 "width": k.width, "height": k.height}
                 for k in self.keyframes
             ],
             "edges": [{"source": e.source, "target": e.target, "T_target_source": e.T_target_source.tolist(),
@@ -599,13 +710,20 @@ class Mapper:
             meta = json.loads((path / "keyframes.json").read_text())
             cfg = config or MapperConfig(**meta["config"])
             m = cls(cfg)
-            m.map = read_ply(path / "map.ply", max_gaussians=cfg.max_gaussians)
+            m.map = read_ply(path / "map.ply")  # uncapped until the stamps are set: may hold off-loaded Gaussians
+            if (path / "gaussians.npz").exists():
+                with np.load(path / "gaussians.npz") as z:
+                    created, seen = z["created_ns"], z["last_seen_ns"]
+                if len(created) != len(m.map) or len(seen) != len(m.map):
+                    raise DatasetError(f"{path / 'gaussians.npz'} has {len(created)} rows, map.ply {len(m.map)}")
+                m.map.update(torch.arange(len(m.map)), created_ns=torch.from_numpy(created), last_seen_ns=torch.from_numpy(seen))
+            m.map.max_gaussians = cfg.max_gaussians  # later adds respect the cap; page() off-loads what is far
             for i, k in enumerate(meta["keyframes"]):
                 rgb = np.asarray(Image.open(path / "keyframes" / f"{i:05d}.png").convert("RGB"))
                 depth = np.asarray(Image.open(path / "keyframes" / f"{i:05d}_depth.png"), dtype=np.float32) / 1000.0
                 T = orthonormalize(np.asarray(k["T_world_cam"], np.float64))
                 f = RgbdFrame(int(k["stamp_ns"]), rgb, depth, np.asarray(k["K"], np.float64))
-                m.keyframes.append(Keyframe(int(k["index"]), f.stamp_ns, T, f))
+                m.keyframes.append(Keyframe(int(k["index"]), f.stamp_ns, T, f, m.frame_store))
                 m.graph.add_node(T)
             for e in meta.get("edges", []):
                 if not (0 <= int(e["source"]) < len(m.keyframes) and 0 <= int(e["target"]) < len(m.keyframes)):

@@ -9,6 +9,7 @@ the best one by inlier fraction is refined with RGB-D odometry against that keyf
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,20 +48,30 @@ def _cloud(depth: np.ndarray, K: np.ndarray, voxel: float):
 
 
 class Relocaliser:
-    """Holds per-keyframe clouds/features (built on first use) of a mapper's keyframes."""
+    """Holds per-keyframe thumbnails (all keyframes, ~1 KB each) and clouds/FPFH features (the
+    ``2 x candidates`` most recently registered keyframes: ~1 MB each, and every keyframe's
+    would grow without bound on a long run), both built on first use."""
 
     def __init__(self, voxel: float = 0.03, candidates: int = 5, min_fitness: float = 0.5, seed: int = 0) -> None:
         self.voxel = float(voxel)
         self.candidates = int(candidates)
         self.min_fitness = float(min_fitness)
         self.seed = int(seed)
-        self._cache: dict[int, tuple] = {}
+        self._thumbs: dict[int, np.ndarray] = {}
+        self._clouds: OrderedDict[int, tuple] = OrderedDict()
 
-    def _keyframe_data(self, index: int, kf) -> tuple:
-        if index not in self._cache:
-            pc, fpfh = _cloud(kf.frame.depth, kf.K, self.voxel)
-            self._cache[index] = (pc, fpfh, thumbnail(kf.frame.rgb))
-        return self._cache[index]
+    def _thumbnail(self, index: int, kf) -> np.ndarray:
+        if index not in self._thumbs:
+            self._thumbs[index] = thumbnail(kf.frame.rgb)
+        return self._thumbs[index]
+
+    def _keyframe_cloud(self, index: int, kf) -> tuple:
+        if index not in self._clouds:
+            self._clouds[index] = _cloud(kf.frame.depth, kf.K, self.voxel)
+            while len(self._clouds) > 2 * self.candidates:
+                self._clouds.popitem(last=False)
+        self._clouds.move_to_end(index)
+        return self._clouds[index]
 
     def locate(self, keyframes: list, rgb: np.ndarray, depth: np.ndarray, K: np.ndarray) -> Relocalisation | None:
         """Pose of a frame (processing resolution) in the keyframes' world, or None if no keyframe
@@ -68,7 +79,7 @@ class Relocaliser:
         if not keyframes or int((depth > 0).sum()) < 100:
             return None
         thumb = thumbnail(rgb)
-        scores = [float(self._keyframe_data(i, kf)[2] @ thumb) for i, kf in enumerate(keyframes)]
+        scores = [float(self._thumbnail(i, kf) @ thumb) for i, kf in enumerate(keyframes)]
         order = np.argsort(scores)[::-1][: self.candidates]
         src, src_f = _cloud(depth, K, self.voxel)
         if len(src.points) < 30:
@@ -78,7 +89,7 @@ class Relocaliser:
         dist = 1.5 * self.voxel
         for i in order:
             kf = keyframes[int(i)]
-            tgt, tgt_f, _ = self._keyframe_data(int(i), kf)
+            tgt, tgt_f = self._keyframe_cloud(int(i), kf)
             if len(tgt.points) < 30:
                 continue
             ransac = _reg.registration_ransac_based_on_feature_matching(

@@ -12,8 +12,9 @@ the tracked poses (:class:`ros_gs.mapping.ImuFusion`, preintegration in a fixed-
 and its motion between frames is the prediction; until the fusion has aligned gravity and
 velocity (the first ``imu.init_scans`` tracked frames), and after a pose jumped away from
 the IMU's prediction (a relocalisation: the fusion aligns again), the gyroscope's rotation with
-constant-velocity translation.  The map goes out as a rate-limited PointCloud2 of the Gaussians;
-services save it (PLY + keyframes) and render it from any camera.
+constant-velocity translation.  The map goes out as a rate-limited PointCloud2 of the resident
+Gaussians (those of keyframes beyond ``mapper.offload_radius`` wait on disk); services save the
+whole map (PLY + keyframes) and render it, off-loaded parts included, from any camera.
 """
 
 from __future__ import annotations
@@ -254,7 +255,8 @@ class MapperNode:
         except (OSError, InputError) as err:
             response.ok, response.message = False, f"cannot save to {request.path!r}: {err}"
             return response
-        response.ok, response.message, response.num_gaussians = True, f"saved {len(self.mapper.map)} Gaussians", len(self.mapper.map)
+        n = self.mapper.map.num_gaussians + self.mapper.offloaded.num_gaussians
+        response.ok, response.message, response.num_gaussians = True, f"saved {n} Gaussians", n
         return response
 
     def on_render_view(self, request, response):
@@ -264,7 +266,7 @@ class MapperNode:
         except InputError as err:
             response.ok, response.message = False, str(err)
             return response
-        out = self.mapper.render(T, cam.K, cam.width, cam.height)
+        out = self.mapper.render(T, cam.K, cam.width, cam.height, everything=True)
         stamp = self.ctx.now_ns()
         rgb = (out.rgb.detach().clamp(0, 1) * 255).round().byte().cpu().numpy()
         response.image = numpy_to_image(self.ctx.make, rgb, "rgb8", stamp, self.params.map_frame)
