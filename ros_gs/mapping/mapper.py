@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,10 @@ class Keyframe:
     def frame(self) -> RgbdFrame:
         """The keyframe's image (read back from disk when it was spilled)."""
         return self.store.get(self.index)
+
+    def peek_frame(self) -> RgbdFrame:
+        """The image without making it the most recently used (passes over every keyframe)."""
+        return self.store.get(self.index, promote=False)
 
     @property
     def rgb(self) -> torch.Tensor:
@@ -463,10 +468,10 @@ class Mapper:
         d = np.linalg.norm(centres - np.asarray(position, np.float64)[None], axis=1)
         back = [i for i in self.offloaded.counts if d[i] < cfg.offload_radius - cfg.offload_hysteresis]
         away = [i for i in np.nonzero(d > cfg.offload_radius)[0].tolist() if i not in self.offloaded]
+        for i in away:  # first: the room they free keeps the restored ones from evicting at the cap
+            self._offload(i)
         for i in back:
             self._restore(i)
-        for i in away:
-            self._offload(i)
         self.timing["offload"] += time.perf_counter() - t0
         return len(away), len(back)
 
@@ -485,18 +490,18 @@ class Mapper:
             self.map.remove(mask)
 
     def _restore(self, i: int) -> None:
-        fields = self.offloaded.pop(i)
-        n = len(fields["means"])
-        if n == 0:
-            return
-        res = self.map.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
-        T = self.keyframes[i].T_world_cam
-        group = torch.full((len(self.map),), -1, dtype=torch.int64)
-        group[res.indices] = 0
-        self.map.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+        fields = self.offloaded.peek(i)
+        if len(fields["means"]):
+            res = self.map.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
+            self._forget_moments(self.map.active_slots()[res.indices])
+            T = self.keyframes[i].T_world_cam
+            group = torch.full((len(self.map),), -1, dtype=torch.int64)
+            group[res.indices] = 0
+            self.map.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+        self.offloaded.drop(i)  # only once they are back in the map
 
     def _forget_moments(self, slots: torch.Tensor) -> None:
-        """Zero the carried Adam moments of buffer rows being freed (a later seed reuses them)."""
+        """Zero the carried Adam moments of buffer rows being freed or newly filled."""
         if self._moments is None or self._opt_version != self.map.storage_version:
             return
         for avg, avg_sq, _ in self._moments.values():
@@ -543,13 +548,15 @@ class Mapper:
         sigma = cfg.seed_scale_factor * pts[:, 2] / f.K[0, 0] * s
         n = len(means)
         logit = math.log(cfg.seed_opacity / (1.0 - cfg.seed_opacity))
-        self.map.add(
+        res = self.map.add(
             torch.as_tensor(means, dtype=torch.float32),
             log_scales=torch.as_tensor(np.log(sigma), dtype=torch.float32)[:, None].expand(n, 3),
             opacity_logits=torch.full((n,), logit),
             sh=torch.as_tensor((colors - 0.5) / C0),
             stamp_ns=kf.stamp_ns,
         )
+        # rows freed by the cap's evictions are reused at once: no moments of the evicted
+        self._forget_moments(self.map.active_slots()[res.indices])
         return n
 
     def _window_slots(self, window: list[int]) -> torch.Tensor:
@@ -638,17 +645,33 @@ class Mapper:
                     avg, avg_sq, _ = self._moments[n]
                     avg[sub], avg_sq[sub] = st["exp_avg"], st["exp_avg_sq"]
                     self._moments[n] = (avg, avg_sq, float(st["step"]))
-            bad = (m.opacities < cfg.prune_opacity) | (m.scales.max(dim=1).values > cfg.prune_max_scale)
-            if bool(bad.any()):
-                m.remove(bad)
-            if cfg.keep_optimizer_state:
-                # freed rows get fresh moments when reused by later seeds
-                dead = ~m.active_mask
-                for avg, avg_sq, _ in self._moments.values():
-                    if avg.shape[0] == dead.shape[0]:
-                        avg[dead] = 0.0
-                        avg_sq[dead] = 0.0
                 self._opt_version = m.storage_version
+            self._prune()
+
+    def _prune(self) -> int:
+        """Remove near-transparent and huge Gaussians; returns how many.  The carried Adam
+        moments follow their rows (a removal may repack the map: row j then holds the j-th
+        survivor) and freed rows get fresh ones for the Gaussians that will reuse them."""
+        cfg, m = self.config, self.map
+        bad = (m.opacities < cfg.prune_opacity) | (m.scales.max(dim=1).values > cfg.prune_max_scale)
+        removed = 0
+        valid = self._moments is not None and self._opt_version == m.storage_version
+        if bool(bad.any()):
+            survivors = m.active_slots()[~bad]
+            version = m.storage_version
+            removed = m.remove(bad)
+            if valid and m.storage_version != version:  # compacted in place: survivor j -> row j
+                k = len(survivors)
+                for avg, avg_sq, _ in self._moments.values():
+                    avg[:k], avg_sq[:k] = avg[survivors].clone(), avg_sq[survivors].clone()
+                self._opt_version = m.storage_version
+        if valid:
+            alive = torch.zeros(m.storage("means").shape[0], dtype=torch.bool)
+            alive[m.active_slots()] = True
+            for avg, avg_sq, _ in self._moments.values():
+                avg[~alive] = 0.0
+                avg_sq[~alive] = 0.0
+        return removed
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
@@ -670,13 +693,14 @@ class Mapper:
         # corrections and off-loading still move them with their keyframes
         np.savez(path / "gaussians.npz", created_ns=full.created_ns.cpu().numpy(), last_seen_ns=full.last_seen_ns.cpu().numpy())
         for i, k in enumerate(self.keyframes):
-            Image.fromarray(k.frame.rgb).save(path / "keyframes" / f"{i:05d}.png")
-            mm = np.clip(np.round(np.nan_to_num(k.frame.depth) * 1000.0), 0, 65535).astype(np.uint16)
+            f = k.peek_frame()
+            Image.fromarray(f.rgb).save(path / "keyframes" / f"{i:05d}.png")
+            mm = np.clip(np.round(np.nan_to_num(f.depth) * 1000.0), 0, 65535).astype(np.uint16)
             Image.fromarray(mm).save(path / "keyframes" / f"{i:05d}_depth.png")
         traj = self.optimised_trajectory() if self.trajectory else []
         meta = {
             "format": "ros_gs.map/1",
-            "config": self.config.model_dump(mode="json"),
+            "config": self.config.model_dump(mode="json") | {"offload_dir": None},  # a machine's folder
             "keyframes": [
                 {"index": k.index, "stamp_ns": k.stamp_ns, "T_world_cam": k.T_world_cam.tolist(), "K": k.K.tolist(),
                  "width": k.width, "height": k.height}
@@ -733,7 +757,7 @@ class Mapper:
             m.saved_trajectory = [np.asarray(p["T_world_cam"], np.float64) for p in meta["trajectory"]]
         except DatasetError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as err:
             raise DatasetError(f"cannot load the map in {str(path)!r}: {type(err).__name__}: {err}") from err
         m._frames = max([k.index for k in m.keyframes], default=-1) + 1
         m._ref_kf = len(m.keyframes) - 1

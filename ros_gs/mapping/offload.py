@@ -15,7 +15,7 @@ store unless one is given):
 
 Why our own: the map is a torch buffer with free slots (``GaussianMap``), and what leaves and
 comes back is keyed by keyframe; a generic cache (joblib, diskcache) would add a dependency for
-two dictionaries of arrays.
+two dictionaries of arrays.  Put ``offload_dir`` (or ``TMPDIR``) on a disk, not a tmpfs.
 """
 
 from __future__ import annotations
@@ -45,33 +45,33 @@ def check_writable_dir(directory: str | Path, what: str) -> Path:
 
 
 class _Folder:
-    """A folder for spilled files: the given one, or a temporary one removed with the store."""
+    """A temporary folder for spilled files, inside ``directory`` (the system's temporary folder
+    when None), unique to its store (two mappers may share ``directory``) and removed with it."""
 
     def __init__(self, directory: str | Path | None) -> None:
-        self._tmp = None
-        if directory is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="ros_gs_offload_")
-            directory = self._tmp.name
-        self.path = Path(directory)
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="ros_gs_offload_", dir=directory)
+        self.path = Path(self._tmp.name)
 
 
 class FrameStore:
     """Keyframe images by key; at most ``resident`` of them in memory (least recently used to disk).
 
-    ``resident`` 0 keeps every image in memory (nothing is written)."""
+    ``resident`` 0 keeps every image in memory (nothing is written).  Images do not change, so
+    one spilled is written once and its file kept: reading it back and spilling it again costs
+    no second write.  Files are written before the image leaves memory, so a failed write (disk
+    full) raises with nothing lost."""
 
     def __init__(self, resident: int = 0, directory: str | Path | None = None) -> None:
         self.resident = int(resident)
         self._directory = directory
         self._folder: _Folder | None = None
         self._mem: OrderedDict[int, RgbdFrame] = OrderedDict()
-        self._disk: dict[int, tuple[int, np.ndarray, tuple]] = {}  # key -> (stamp, K, colour meta)
+        self._disk: dict[int, tuple[int, np.ndarray, tuple]] = {}  # key with a file -> (stamp, K, colour meta)
         self.reads = 0
         self.writes = 0
 
     def __len__(self) -> int:
-        return len(self._mem) + len(self._disk)
+        return len(self._mem.keys() | self._disk.keys())
 
     def __contains__(self, key: int) -> bool:
         return key in self._mem or key in self._disk
@@ -91,34 +91,40 @@ class FrameStore:
         return self._folder.path / f"frame_{key:07d}.npz"
 
     def put(self, key: int, frame: RgbdFrame) -> None:
+        self._disk.pop(key, None)  # a new image for the key: its old file is stale
         self._mem[key] = frame
         self._mem.move_to_end(key)
-        self._disk.pop(key, None)
         self._spill()
 
-    def get(self, key: int) -> RgbdFrame:
-        """The frame (read back from disk if it was spilled; it becomes the most recent)."""
+    def get(self, key: int, promote: bool = True) -> RgbdFrame:
+        """The frame, read back from disk if it was spilled.  ``promote``: it becomes the most
+        recently used (and stays in memory); False reads it without disturbing the cache (a
+        pass over every keyframe, such as saving the map)."""
         if key in self._mem:
-            self._mem.move_to_end(key)
+            if promote:
+                self._mem.move_to_end(key)
             return self._mem[key]
         if key not in self._disk:
             raise KeyError(key)
-        stamp, K, (color_K, T_cd) = self._disk.pop(key)
+        stamp, K, (color_K, T_cd) = self._disk[key]
         with np.load(self._file(key)) as z:
             frame = RgbdFrame(stamp, z["rgb"], z["depth"], K, color_K, T_cd)
         self.reads += 1
-        self._mem[key] = frame
-        self._spill()
+        if promote:
+            self._mem[key] = frame
+            self._spill()
         return frame
 
     def _spill(self) -> None:
         if self.resident <= 0:
             return
         while len(self._mem) > self.resident:
-            key, f = self._mem.popitem(last=False)
-            np.savez(self._file(key), rgb=f.rgb, depth=f.depth)
-            self._disk[key] = (f.stamp_ns, f.K, (f.color_K, f.T_color_depth))
-            self.writes += 1
+            key, f = next(iter(self._mem.items()))
+            if key not in self._disk:
+                np.savez(self._file(key), rgb=f.rgb, depth=f.depth)
+                self._disk[key] = (f.stamp_ns, f.K, (f.color_K, f.T_color_depth))
+                self.writes += 1
+            del self._mem[key]
 
 
 class GaussianStore:
@@ -142,6 +148,7 @@ class GaussianStore:
         return self._folder.path / f"gaussians_{key:07d}.npz"
 
     def put(self, key: int, fields: dict[str, np.ndarray]) -> None:
+        """Write a keyframe's Gaussians (the caller removes them from the map afterwards)."""
         np.savez(self._file(key), **fields)
         self.counts[key] = int(len(fields["means"]))
 
@@ -150,9 +157,7 @@ class GaussianStore:
         with np.load(self._file(key)) as z:
             return {n: z[n] for n in z.files}
 
-    def pop(self, key: int) -> dict[str, np.ndarray]:
-        """The stored fields; the file is removed."""
-        fields = self.peek(key)
-        self._file(key).unlink()
+    def drop(self, key: int) -> None:
+        """Forget a keyframe's stored Gaussians (after they went back into the map)."""
+        self._file(key).unlink(missing_ok=True)
         del self.counts[key]
-        return fields

@@ -62,7 +62,7 @@ class Relocaliser:
 
     def _thumbnail(self, index: int, kf) -> np.ndarray:
         if index not in self._thumbs:
-            self._thumbs[index] = thumbnail(kf.frame.rgb)
+            self._thumbs[index] = thumbnail(kf.peek_frame().rgb)  # every keyframe once: leave the image cache be
         return self._thumbs[index]
 
     def _keyframe_cloud(self, index: int, kf) -> tuple:
