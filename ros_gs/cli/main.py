@@ -116,7 +116,8 @@ def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
 def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: bool = True) -> list[str]:
     """Nodes for a bag's sensor topics (found by type): RGB-D (+ Imu) -> mapper; PointCloud2 (+ Imu,
     + a colour camera that colours its map) -> lidar_odometry (its odometry on /ros_gs/lidar/odom
-    when the mapper runs too, where it is the mapper's motion prior).  Their topic
+    when the mapper runs too, where it is the mapper's motion prior, and the mapper maps the
+    LiDAR's returns where its cameras did not look).  Their topic
     parameters are set to the found topics unless given with --set (or, ``set_topics`` False,
     left to the --params files)."""
     from ros_gs.bags.detect import detect_sensor_topics
@@ -142,6 +143,8 @@ def _auto_nodes(bag: Path, overrides: dict[str, dict[str, object]], set_topics: 
             o.setdefault("odom_topic", "/ros_gs/lidar/odom")
             # the LiDAR-inertial odometry predicts the camera's motion (through /tf_static)
             overrides.setdefault("mapper", {}).setdefault("odom_prior_topic", o["odom_topic"])
+            # ... and its returns complete the mapper's map where the cameras did not look
+            overrides["mapper"].setdefault("points_topic", found.points)
     if not nodes:
         raise InputError(f"{bag}: no RGB-D (colour + depth Image + CameraInfo) or PointCloud2 topics found; "
                          "name the node with --node and its topics with --set")

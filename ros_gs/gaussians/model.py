@@ -13,7 +13,8 @@ Conventions (fixed; every other module relies on them)
   major then RGB channel; ``sh[:, 0]`` is the DC term (INRIA ``f_dc_0..2``).  The base colour
   is ``colors_dc = max(0.5 + C0 * sh[:, 0], 0)`` with C0 = 0.28209479177387814.
 * ``features`` (N, F) float32 (optional, F = 0 means none), ``ids`` (N,) int64 object or
-  instance id (-1 = none), ``created_ns`` / ``last_seen_ns`` (N,) int64 nanoseconds,
+  instance id (-1 = none; the RGB-D mapper marks Gaussians seeded from range points that no
+  camera has seen yet with -2), ``created_ns`` / ``last_seen_ns`` (N,) int64 nanoseconds,
   ``confidence`` (N,) float32.
 
 Storage

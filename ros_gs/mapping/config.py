@@ -66,6 +66,7 @@ class MapperConfig(BaseModel):
     offload_radius: float = Field(12.0, ge=0.0, description="Gaussians seeded by keyframes whose camera centre is farther than this (m) from the camera go to disk (in their keyframe's frame, so pose-graph corrections still apply) and return when the camera comes back; 0 = never. Keep it above twice depth_max (the default is), or Gaussians still in view leave and the view is seeded again")
     offload_hysteresis: float = Field(1.0, ge=0.0, description="off-loaded Gaussians return once their keyframe is within offload_radius minus this (m)")
     offload_dir: str | None = Field(None, description="folder in which a temporary folder (its own, removed at exit) holds the off-loaded keyframe images and Gaussians; None = the system temporary folder (TMPDIR). Put it on a disk, not a tmpfs. Not saved with a map")
+    points_voxel: float = Field(0.05, gt=0.0, description="range points (LiDAR, add_points) seed one Gaussian per voxel of this edge (m) where no Gaussian lies within it; sigma = half of it")
     seed_stride: int = Field(2, ge=1, le=16, description="seed one Gaussian per stride x stride pixels of the downscaled frame")
     seed_alpha_below: float = Field(0.5, gt=0.0, le=1.0, description="seed where the rendered alpha is below this (unobserved)")
     seed_depth_ratio: float = Field(0.1, ge=0.0, description="also seed where the observed depth is in front of the rendered by more than this fraction")

@@ -104,6 +104,11 @@ class Keyframe:
 # ``quats`` is the raw buffer (normalised on use), so a round trip is exact
 _STORED = ("means", "quats", "log_scales", "opacity_logits", "sh", "ids", "created_ns", "last_seen_ns", "confidence")
 
+# ``ids`` of Gaussians seeded from range points (add_points) that no keyframe has seen yet: they
+# complete the map where the cameras did not look, but tracking, seeding and the photometric
+# optimisation use only camera Gaussians, and a keyframe that sees their place replaces them
+RANGE_SEEDED = -2
+
 # optimisation steps take the Gaussians whose centres project within this fraction of the image
 # size around a window keyframe (wide Gaussians just outside still reach into the image)
 _WINDOW_MARGIN = 0.15
@@ -173,12 +178,14 @@ class Mapper:
 
         Only the Gaussians whose centre projects into the view (with the optimisation window's
         margin) are rendered, so tracking and seeding cost what the view holds, not the whole map.
-        ``everything``: include the off-loaded Gaussians (a view far from the camera), not only
-        the resident ones."""
+        ``everything``: the whole map, off-loaded and range-seeded Gaussians included (views for
+        people); otherwise the resident camera Gaussians that tracking and seeding compare with."""
         cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                torch.as_tensor(T_world_cam, dtype=torch.float32), width, height)
         m = self.full_map() if everything else self.map
         sel = self._in_view(m.means.detach().double().numpy(), T_world_cam, K, width, height) if len(m) else None
+        if sel is not None and not everything:
+            sel = sel[m.ids[sel] != RANGE_SEEDED]
         with torch.no_grad():
             if sel is None or len(sel) == 0:
                 z = torch.zeros(height, width)
@@ -525,10 +532,30 @@ class Mapper:
             out.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
         return out
 
+    def _drop_range_seeded(self, kf: Keyframe) -> int:
+        """Remove the range-seeded Gaussians that the keyframe's depth sees (at or in front of
+        the observed surface): its camera Gaussians take their place.  Returns how many."""
+        rng = self.map.ids == RANGE_SEEDED
+        if not bool(rng.any()):
+            return 0
+        idx = torch.nonzero(rng).squeeze(1)
+        f = kf.frame
+        pc, u, v, front = project(self.map.means[idx].detach().double().numpy(), kf.T_world_cam, kf.K)
+        ui, vi = np.round(u).astype(int), np.round(v).astype(int)
+        inside = np.nonzero(front & (ui >= 0) & (ui < kf.width) & (vi >= 0) & (vi < kf.height))[0]
+        d = f.depth[vi[inside], ui[inside]]
+        seen = inside[(d > 0) & (pc[inside, 2] < d + 0.05 * d + self.config.points_voxel)]
+        if len(seen) == 0:
+            return 0
+        drop = idx[torch.from_numpy(seen)]
+        self._forget_moments(self.map.active_slots()[drop])
+        return self.map.remove(drop)
+
     def seed(self, kf: Keyframe) -> int:
         """Add Gaussians on the keyframe's depth pixels the map does not explain; returns how many."""
         cfg = self.config
         s = cfg.seed_stride
+        self._drop_range_seeded(kf)
         f = kf.frame
         pts, rc = backproject(f.depth, f.K, s)
         if len(pts) == 0:
@@ -559,10 +586,55 @@ class Mapper:
         self._forget_moments(self.map.active_slots()[res.indices])
         return n
 
+    def add_points(self, points_world: np.ndarray) -> int:
+        """Complete the map with range points (e.g. a deskewed LiDAR scan in the map frame) where
+        the cameras did not look: one grey, isotropic Gaussian per ``points_voxel`` voxel (the
+        centroid of its points, open3d's voxel down-sampling) that has no Gaussian within that
+        distance and that the newest keyframe's depth does not see.  They are marked
+        ``ids == RANGE_SEEDED`` and belong to the newest keyframe (its creation stamp), so
+        pose-graph corrections and off-loading move them with it; tracking, seeding and the
+        optimisation use only camera Gaussians (sparse range Gaussians rendered into the
+        tracking target cost 25 cm of drift on the walkthrough), and a keyframe that sees their
+        place replaces them with its own.  Returns how many were added (0 before the first
+        keyframe, or in localisation).  Non-finite points are dropped."""
+        import open3d as o3d
+
+        cfg = self.config
+        pts = np.asarray(points_world, dtype=np.float64).reshape(-1, 3)
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if not self.keyframes or len(pts) == 0 or not cfg.update_map:
+            return 0
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
+        pts = np.asarray(pc.voxel_down_sample(cfg.points_voxel).points)
+        if len(self.map):
+            from ros_gs.gaussians.spatial_index import VoxelIndex
+
+            index = VoxelIndex.build(self.map.means.detach(), cfg.points_voxel)
+            pts = pts[~index.occupied(torch.from_numpy(pts), radius=cfg.points_voxel).numpy()]
+        if len(pts) == 0:
+            return 0
+        kf = self.keyframes[-1]
+        pc_cam, u, v, front = project(pts, kf.T_world_cam, kf.K)
+        ui, vi = np.round(u).astype(int), np.round(v).astype(int)
+        inside = np.nonzero(front & (ui >= 0) & (ui < kf.width) & (vi >= 0) & (vi < kf.height))[0]
+        d = kf.frame.depth[vi[inside], ui[inside]]
+        # what the newest keyframe's depth sees (at or in front of its surface) its camera mapped
+        seen = inside[(d > 0) & (pc_cam[inside, 2] < d + 0.05 * d + cfg.points_voxel)]
+        pts = np.delete(pts, seen, axis=0)
+        n = len(pts)
+        if n == 0:
+            return 0
+        logit = math.log(cfg.seed_opacity / (1.0 - cfg.seed_opacity))
+        res = self.map.add(torch.as_tensor(pts, dtype=torch.float32),
+                           log_scales=torch.full((n, 3), math.log(0.5 * cfg.points_voxel)),
+                           opacity_logits=torch.full((n,), logit), ids=RANGE_SEEDED, stamp_ns=kf.stamp_ns)
+        self._forget_moments(self.map.active_slots()[res.indices])
+        return res.added
+
     def _window_slots(self, window: list[int]) -> torch.Tensor:
         """Buffer rows of the Gaussians whose centre projects into (a margin around) one of the
         window's keyframes: the only ones a step over that window can see."""
-        slots = self.map.active_slots()
+        slots = self.map.active_slots()[self.map.ids != RANGE_SEEDED]
         mu = self.map.storage("means")[slots].detach().double().numpy()
         vis = torch.zeros(len(slots), dtype=torch.bool)
         for i in window:

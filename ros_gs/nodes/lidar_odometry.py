@@ -41,7 +41,7 @@ from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import image_to_numpy
 from ros_gs.sensors.imu import imu_from_msg
-from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, pointcloud2_to_array
+from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, scan_arrays
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
@@ -140,21 +140,10 @@ class LidarOdometryNode:
         newest = self._pending.stamp if self._pending is not None else self._last_stamp
         if newest is not None and stamp <= newest:
             raise SensorDataError(f"{p.points_topic}: scan at {stamp} ns is not newer than the last ({newest} ns)")
-        if int(msg.width) * int(msg.height) > p.max_points:
-            raise SensorDataError(f"{p.points_topic}: {msg.width * msg.height} points exceed max_points {p.max_points}")
-        cloud = pointcloud2_to_array(msg)
-        names = cloud.dtype.names or ()
-        if not {"x", "y", "z"} <= set(names):
-            raise SensorDataError(f"{p.points_topic}: PointCloud2 without x, y, z fields ({names})")
-        pts = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1).astype(np.float64)
-        t = cloud["t"].astype(np.float64) if "t" in names else None
-        finite = np.isfinite(pts).all(axis=1) & (np.isfinite(t) if t is not None else True)
-        intensity = None
-        if "intensity" in names and cloud["intensity"].ndim == 1:
-            intensity = cloud["intensity"].astype(np.float64)[finite]
+        pts, t, intensity = scan_arrays(msg, p.points_topic, p.max_points)
         if (msg.header.frame_id or "lidar") == p.odom_frame:
             raise SensorDataError(f"{p.points_topic}: the scan's frame {p.odom_frame!r} is also odom_frame: rename one")
-        scan = _Scan(stamp, msg.header.frame_id or "lidar", pts[finite], t[finite] if t is not None else None, intensity)
+        scan = _Scan(stamp, msg.header.frame_id or "lidar", pts, t, intensity)
         if self._pending is not None:  # the IMU never covered it: go on with what there is
             self.uncovered_scans += 1
             if self.uncovered_scans == 1:

@@ -224,3 +224,23 @@ def unpack_rgb(packed: np.ndarray) -> np.ndarray:
     out[..., 1] = (bits >> 8) & 0xFF
     out[..., 2] = bits & 0xFF
     return out
+
+
+def scan_arrays(msg: Any, topic: str, max_points: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A LiDAR PointCloud2 as (N, 3) float64 points, per-point time ``t`` (seconds after the
+    stamp, when the cloud has a ``t`` field) and ``intensity`` (when it has one), non-finite
+    points dropped.  Raises SensorDataError (a counted skip in nodes) for clouds over
+    ``max_points`` or without x, y, z."""
+    if int(msg.width) * int(msg.height) > max_points:
+        raise SensorDataError(f"{topic}: {msg.width * msg.height} points exceed max_points {max_points}")
+    cloud = pointcloud2_to_array(msg)
+    names = cloud.dtype.names or ()
+    if not {"x", "y", "z"} <= set(names):
+        raise SensorDataError(f"{topic}: PointCloud2 without x, y, z fields ({names})")
+    pts = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1).astype(np.float64)
+    t = cloud["t"].astype(np.float64) if "t" in names else None
+    finite = np.isfinite(pts).all(axis=1) & (np.isfinite(t) if t is not None else True)
+    intensity = None
+    if "intensity" in names and cloud["intensity"].ndim == 1:
+        intensity = cloud["intensity"].astype(np.float64)[finite]
+    return pts[finite], (t[finite] if t is not None else None), intensity

@@ -269,3 +269,44 @@ def test_lidar_inertial_odometry_predicts_the_rgbd_mapper(walkthrough_bag: Path,
     print(f"mapper: {r.matched} frames, ATE {r.ate_rmse_m * 100:.2f} cm, priors {mapper.priors}")
     assert r.matched == mapper.frames == 40 and mapper.priors["used"] >= mapper.frames - 2  # no frame lost waiting
     assert r.ate_rmse_m < 0.03
+
+
+def test_mapper_maps_lidar_returns_where_its_camera_did_not_look(walkthrough_bag: Path, tmp_path: Path) -> None:
+    """The mapper with ``points_topic``: each scan waits for the camera poses around it, its points
+    are placed with the camera pose at their time and the static camera -> LiDAR TF, and those
+    the camera did not map become range-seeded Gaussians of the same map."""
+    from ros_gs.mapping.mapper import RANGE_SEEDED
+    from ros_gs.nodes.mapper import MapperNode
+
+    cam = "/cameras/rig_front"
+    rt = ReplayRuntime(walkthrough_bag, tmp_path / "out.mcap", overrides={
+        "mapper": {"rgb_topic": f"{cam}/color/image_raw", "depth_topic": f"{cam}/depth/image_raw",
+                   "info_topic": f"{cam}/color/camera_info", "points_topic": "/lidar/points"}})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    # only scans before the first camera pose (no pose to place them with) are skipped
+    skips = {k: v for k, v in report.skipped.items() if v}
+    assert all("/lidar/points" in k for k in skips) and sum(skips.values()) <= 2, skips
+    m = node.mapper
+    full = m.full_map()
+    ranged = full.ids == RANGE_SEEDED
+    print(f"scans {node.points}, range-seeded Gaussians {int(ranged.sum())} of {len(full)}")
+    assert node.points["scans"] >= 35 and int(ranged.sum()) > 1000
+
+    # placed right: in MuJoCo's world (the map frame is the first camera's pose) they lie on the
+    # room's surfaces, as far as the tracked poses are right
+    from ros_gs.sim.recorder import CameraFrame, MujocoRecorder
+    from ros_gs.sim.scenes import build_scene
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "sim"))  # the simulator tests' helpers
+    import sim_testutils as simtest
+
+    spec = build_scene("walkthrough", num_cameras=1)
+    with MujocoRecorder(spec, camera_rate_hz=10.0) as rec:
+        first = next(e for e in rec.run(0.2) if isinstance(e, CameraFrame))
+    mu = full.means[ranged].double().numpy() @ first.T_world_cam[:3, :3].T + first.T_world_cam[:3, 3]
+    d = simtest.distance_to_surfaces(mu, simtest.static_surfaces(spec))
+    print(f"distance to MuJoCo's surfaces: median {np.median(d) * 100:.1f} cm, p90 {np.percentile(d, 90) * 100:.1f} cm")
+    assert np.median(d) < 0.03 and np.percentile(d, 90) < 0.1
