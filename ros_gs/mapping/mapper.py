@@ -749,7 +749,7 @@ class Mapper:
     def save(self, path: str | Path) -> Path:
         """Write a map folder that :meth:`load` restores: ``map.ply`` (INRIA 3DGS PLY, opens in
         splat viewers; off-loaded Gaussians included), ``gaussians.npz`` (each Gaussian's
-        creation and last-seen stamps: which keyframe it moves with), ``keyframes.json`` (config, keyframe poses/K/stamps, pose-graph edges,
+        creation and last-seen stamps: which keyframe it moves with; its id: range-seeded or not), ``keyframes.json`` (config, keyframe poses/K/stamps, pose-graph edges,
         the trajectory as optimised now) and ``keyframes/NNNNN.png`` + ``NNNNN_depth.png``
         (colour and 16-bit millimetre depth at the processing resolution), so a later run can
         relocalise against the keyframes, track in the map and resume mapping."""
@@ -763,7 +763,8 @@ class Mapper:
         write_ply(full, path / "map.ply")
         # which keyframe seeded each Gaussian (PLY row order), so a resumed run's pose-graph
         # corrections and off-loading still move them with their keyframes
-        np.savez(path / "gaussians.npz", created_ns=full.created_ns.cpu().numpy(), last_seen_ns=full.last_seen_ns.cpu().numpy())
+        np.savez(path / "gaussians.npz", created_ns=full.created_ns.cpu().numpy(), last_seen_ns=full.last_seen_ns.cpu().numpy(),
+                 ids=full.ids.cpu().numpy())
         for i, k in enumerate(self.keyframes):
             f = k.peek_frame()
             Image.fromarray(f.rgb).save(path / "keyframes" / f"{i:05d}.png")
@@ -810,9 +811,11 @@ class Mapper:
             if (path / "gaussians.npz").exists():
                 with np.load(path / "gaussians.npz") as z:
                     created, seen = z["created_ns"], z["last_seen_ns"]
-                if len(created) != len(m.map) or len(seen) != len(m.map):
+                    ids = z["ids"] if "ids" in z.files else np.full(len(created), -1)
+                if not len(created) == len(seen) == len(ids) == len(m.map):
                     raise DatasetError(f"{path / 'gaussians.npz'} has {len(created)} rows, map.ply {len(m.map)}")
-                m.map.update(torch.arange(len(m.map)), created_ns=torch.from_numpy(created), last_seen_ns=torch.from_numpy(seen))
+                m.map.update(torch.arange(len(m.map)), created_ns=torch.from_numpy(created), last_seen_ns=torch.from_numpy(seen),
+                             ids=torch.from_numpy(ids))
             m.map.max_gaussians = cfg.max_gaussians  # later adds respect the cap; page() off-loads what is far
             for i, k in enumerate(meta["keyframes"]):
                 rgb = np.asarray(Image.open(path / "keyframes" / f"{i:05d}.png").convert("RGB"))

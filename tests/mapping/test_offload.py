@@ -135,6 +135,7 @@ def test_saved_map_holds_offloaded_gaussians_and_their_anchors(tmp_path):
         return r[np.lexsort(r.T[::-1])]
 
     np.testing.assert_allclose(rows(m2.map), rows(m.full_map()), atol=1e-6)
+    np.testing.assert_array_equal(np.sort(m2.map.ids.numpy()), np.arange(150))  # ids too (range-seeded marks)
     # the stamps tie the loaded Gaussians to their keyframes: a correction moves them
     old = [kf.T_world_cam.copy() for kf in m2.keyframes]
     before = m2.map.means[m2.map.created_ns == 2000].clone()
