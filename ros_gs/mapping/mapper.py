@@ -338,7 +338,7 @@ class Mapper:
         rather than one keyframe's noisy depth.  Returns how many Gaussians moved."""
         cfg = self.config
         with torch.no_grad():
-            slots = self.map.active_slots()
+            slots = self.map.active_slots()[self.map.ids != RANGE_SEEDED]
             mu = self.map.storage("means")[slots].double().numpy()
             R, t = T[:3, :3], T[:3, 3]
             pc, u, v, front = project(mu, T, f.K)
@@ -596,7 +596,9 @@ class Mapper:
         optimisation use only camera Gaussians (sparse range Gaussians rendered into the
         tracking target cost 25 cm of drift on the walkthrough), and a keyframe that sees their
         place replaces them with its own.  Returns how many were added (0 before the first
-        keyframe, or in localisation).  Non-finite points are dropped."""
+        keyframe, or in localisation).  Non-finite points are dropped, and with off-loading on,
+        points farther from the newest keyframe than ``offload_radius - offload_hysteresis -
+        depth_max`` (7 m by default)."""
         import open3d as o3d
 
         cfg = self.config
@@ -604,6 +606,11 @@ class Mapper:
         pts = pts[np.isfinite(pts).all(axis=1)]
         if not self.keyframes or len(pts) == 0 or not cfg.update_map:
             return 0
+        if cfg.offload_radius > 0:
+            # beyond this, camera Gaussians may be off-loaded (the check below would not see
+            # them) and these would not be off-loaded with their keyframe: keep memory bounded
+            reach = max(cfg.offload_radius - cfg.offload_hysteresis - cfg.depth_max, cfg.points_voxel)
+            pts = pts[np.linalg.norm(pts - self.keyframes[-1].T_world_cam[:3, 3], axis=1) <= reach]
         pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts))
         pts = np.asarray(pc.voxel_down_sample(cfg.points_voxel).points)
         if len(self.map):

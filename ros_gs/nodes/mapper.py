@@ -41,6 +41,30 @@ from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
 
 
+def place_points(points: np.ndarray, t: np.ndarray, pose_at, T_sensor_points: np.ndarray, knots: int = 8) -> np.ndarray:
+    """World coordinates of a scan's points, each placed with the pose at its own time.
+
+    ``t`` (N,) seconds after the scan stamp; ``pose_at(dt)`` the 4x4 sensor-carrier pose (here
+    the camera in the map) ``dt`` seconds after the stamp; ``T_sensor_points`` maps point
+    coordinates into the carrier's frame (here camera <- LiDAR).  The pose is sampled at
+    ``knots`` times across the scan and interpolated per point (slerp + linear), which is exact
+    for constant rates between knots."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    pts = np.asarray(points, np.float64).reshape(-1, 3)
+    if len(pts) == 0:
+        return pts
+    t = np.asarray(t, np.float64)
+    lo, hi = float(t.min()), float(t.max())
+    times = np.linspace(lo, hi, knots) if hi > lo else np.array([lo])
+    poses = np.array([pose_at(float(dt)) @ T_sensor_points for dt in times])
+    if len(times) == 1:
+        return pts @ poses[0][:3, :3].T + poses[0][:3, 3]
+    R = Slerp(times, Rotation.from_matrix(poses[:, :3, :3]))(t)
+    p = np.stack([np.interp(t, times, poses[:, k, 3]) for k in range(3)], axis=1)
+    return R.apply(pts) + p
+
+
 class MapperNodeParams(NodeParams):
     rgb_topic: str = Field("/camera/color/image_raw", description="sensor_msgs/Image colour")
     depth_topic: str = Field("/camera/depth/image_raw", description="sensor_msgs/Image depth (16UC1 mm or 32FC1 m)")
@@ -147,17 +171,28 @@ class MapperNode:
     def on_points(self, msg) -> None:
         p = self.params
         pts, t, _ = scan_arrays(msg, p.points_topic, p.max_points)
+        if t is not None and len(t) and (t.min() < -1.0 or t.max() > 1.0):
+            raise SensorDataError(f"{p.points_topic}: point times {t.min():.3g}..{t.max():.3g} s are not seconds within 1 s of the stamp")
         r = np.linalg.norm(pts, axis=1)
         keep = (r >= p.points_range[0]) & (r <= p.points_range[1])
-        self._scans.append((header_stamp_ns(msg), msg.header.frame_id or "lidar", pts[keep], t[keep] if t is not None else None))
-        while len(self._scans) > 50:  # the camera is far behind: the oldest scan is dropped, counted
-            stamp = self._scans.popleft()[0]
-            self.ctx.count_skip(p.points_topic, InputError(f"scan at {stamp} ns dropped: no camera pose reached it"))
+        self._scans.append((header_stamp_ns(msg), msg.header.frame_id or "lidar", pts[keep].astype(np.float32),
+                            t[keep] if t is not None else None))
+        # the camera is far behind: the oldest scans go, counted (at most 50 scans, 5M points wait)
+        while len(self._scans) > 50 or sum(len(s[2]) for s in self._scans) > 5_000_000:
+            self.ctx.count_skip(p.points_topic, InputError(f"scan at {self._scans.popleft()[0]} ns dropped: no camera pose reached it"))
         self._map_scans()
 
+    def _restart_camera_track(self, why: str) -> None:
+        """Forget the camera poses (lost tracking, time going back, a new camera frame): scans
+        are never placed with poses interpolated across such a break; waiting scans are skipped."""
+        self._camera = TfBuffer(cache_ns=60 * 10**9)
+        self._camera_latest = None
+        for stamp, *_ in self._scans:
+            self.ctx.count_skip(self.params.points_topic, InputError(f"scan at {stamp} ns: {why}"))
+        self._scans.clear()
+
     def _map_scans(self) -> None:
-        """Map the waiting scans that the camera trajectory now covers (pose at every point's time,
-        at eight knots across the scan: under 1 mm of skew at walking speed)."""
+        """Map the waiting scans that the camera trajectory now covers."""
         while self._scans and self._camera_latest is not None:
             stamp, frame, pts, t = self._scans[0]
             end = stamp + (int(t.max() * 1e9) if t is not None and len(t) else 0)
@@ -170,13 +205,11 @@ class MapperNode:
         cam = self._camera_frame
         T_cam_lidar = self._tf_static.lookup(cam, frame).matrix  # TransformError: a counted skip
         rel = np.zeros(len(pts)) if t is None else t
-        knots = np.linspace(rel.min(), rel.max(), 8) if len(rel) else np.zeros(1)
-        nearest = np.abs(rel[:, None] - knots[None]).argmin(axis=1) if len(rel) else np.zeros(0, int)
-        world = np.empty_like(pts)
-        for k, dt in enumerate(knots):
-            T = self._camera.lookup(self.params.map_frame, cam, stamp + int(dt * 1e9)).matrix @ T_cam_lidar
-            sel = nearest == k
-            world[sel] = pts[sel] @ T[:3, :3].T + T[:3, 3]
+
+        def pose_at(dt: float) -> np.ndarray:  # before the first pose: TransformError, a counted skip
+            return self._camera.lookup(self.params.map_frame, cam, stamp + int(round(dt * 1e9))).matrix
+
+        world = place_points(pts, rel, pose_at, T_cam_lidar)
         self.points["scans"] += 1
         self.points["gaussians"] += self.mapper.add_points(world)
 
@@ -210,20 +243,25 @@ class MapperNode:
         self._fuse(stamp, child, estimate)
         if not estimate.ok:
             what = "not relocalised in the map" if self.mapper.lost else "tracking lost"
+            if self.params.points_topic:
+                self._restart_camera_track(f"the camera was {what} at {stamp} ns")
             self.ctx.count_skip(self.params.rgb_topic, InputError(f"{what} at {stamp} ns (fitness {estimate.fitness:.3f})"))
             return
         self.frames += 1
-        if self._camera_frame not in (None, child):
-            self._camera = TfBuffer(cache_ns=60 * 10**9)  # the camera frame changed: start over
-        self._camera_frame, self._camera_latest = child, stamp
-        self._camera.set_transform(self.params.map_frame, child, stamp, *matrix_to_xyz_quat(estimate.T_world_cam))
-        self._map_scans()
         header = make_header(self.ctx.make, stamp, self.params.map_frame)
         pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, estimate.T_world_cam))
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=child, pose=pose))
         if self.params.publish_tf:
             tf = matrix_to_transform_stamped(self.ctx.make, estimate.T_world_cam, header, child)
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[tf]))
+        if self.params.points_topic and child != self.params.map_frame:  # LiDAR scans this pose covers
+            if self._camera_frame not in (None, child):
+                self._restart_camera_track(f"the camera frame changed to {child!r}")
+            elif self._camera_latest is not None and stamp <= self._camera_latest:
+                self._restart_camera_track("camera time went back")
+            self._camera_frame, self._camera_latest = child, stamp
+            self._camera.set_transform(self.params.map_frame, child, stamp, *matrix_to_xyz_quat(estimate.T_world_cam))
+            self._map_scans()
 
     def on_odom_prior(self, msg) -> None:
         parent, child = msg.header.frame_id or "odom", msg.child_frame_id or "base_link"

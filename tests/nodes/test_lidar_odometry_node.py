@@ -310,3 +310,32 @@ def test_mapper_maps_lidar_returns_where_its_camera_did_not_look(walkthrough_bag
     d = simtest.distance_to_surfaces(mu, simtest.static_surfaces(spec))
     print(f"distance to MuJoCo's surfaces: median {np.median(d) * 100:.1f} cm, p90 {np.percentile(d, 90) * 100:.1f} cm")
     assert np.median(d) < 0.03 and np.percentile(d, 90) < 0.1
+
+
+def test_scan_points_are_placed_with_the_pose_at_their_own_time() -> None:
+    """A carrier turning at 1 rad/s and moving at 2 m/s: each point lands where the pose at its
+    own time puts it (slerp between knots is exact for a constant rate), not where the stamp's
+    pose or a nearest knot would."""
+    from scipy.spatial.transform import Rotation
+
+    from ros_gs.nodes.mapper import place_points
+
+    def pose_at(dt: float) -> np.ndarray:
+        T = np.eye(4)
+        T[:3, :3] = Rotation.from_rotvec([0.3, 0.0, 1.0]).as_matrix() @ Rotation.from_rotvec([0, 0, 1.0 * dt]).as_matrix()
+        T[:3, 3] = [1.0 + 2.0 * dt, -0.5, 0.2]
+        return T
+
+    T_cam_lidar = np.eye(4)
+    T_cam_lidar[:3, :3] = Rotation.from_rotvec([0.1, -0.4, 0.2]).as_matrix()
+    T_cam_lidar[:3, 3] = [0.05, -0.1, 0.02]
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(-10, 10, (500, 3))
+    t = np.sort(rng.uniform(-0.02, 0.1, 500))
+    want = np.array([(pose_at(ti) @ T_cam_lidar @ np.append(p, 1.0))[:3] for p, ti in zip(pts, t)])
+    # exact up to the lever arm's turn between knots (0.11 m x (17 ms x 1 rad/s)^2 / 8 ~ 4e-6 m)
+    np.testing.assert_allclose(place_points(pts, t, pose_at, T_cam_lidar), want, atol=2e-5)
+    at_stamp = pts @ (pose_at(0.0) @ T_cam_lidar)[:3, :3].T + (pose_at(0.0) @ T_cam_lidar)[:3, 3]
+    assert np.abs(at_stamp - want).max() > 0.5  # the motion matters: ignoring t would fail above
+    np.testing.assert_allclose(place_points(pts, np.zeros(500), pose_at, T_cam_lidar), at_stamp, atol=1e-9)
+    assert place_points(np.zeros((0, 3)), np.zeros(0), pose_at, T_cam_lidar).shape == (0, 3)
