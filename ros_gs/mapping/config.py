@@ -79,6 +79,7 @@ class MapperConfig(BaseModel):
     keep_optimizer_state: bool = Field(True, description="carry the Adam moments across keyframes (reset when the map storage is reallocated or repacked)")
     freeze_unseen: bool = Field(True, description="Gaussians that a step's view does not see stay where they are (carried Adam momentum would otherwise keep moving them)")
     window_size: int = Field(5, ge=1, le=100, description="keyframes optimised together: the newest plus randomly drawn older ones")
+    ssim_weight: float = Field(0.0, ge=0.0, le=1.0, description="colour loss = (1 - w) L1 + w (1 - SSIM) (3DGS uses 0.2); 0 = L1 only. Off by default: on the 600 kitchen frames 0.2 gave SSIM 0.746 vs 0.730 but ATE 2.48 vs 2.25 cm, PSNR 20.9 vs 21.3 dB and 3.7 vs 5.6 frames/s")
     depth_weight: float = Field(0.5, ge=0.0, description="weight of the depth L1 (m) against the colour L1")
     lr_means: float = Field(2e-4, gt=0.0)
     lr_log_scales: float = Field(5e-3, gt=0.0)

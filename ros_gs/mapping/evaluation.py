@@ -61,9 +61,14 @@ def psnr(a, b, mask=None) -> float:
 def ssim(a, b, window: int = 11, sigma: float = 1.5) -> float:
     """Mean SSIM (Wang et al. 2004; Gaussian window 11, sigma 1.5, valid region) of two
     (H, W, C) images in [0, 1] (or uint8)."""
-    x, y = _as_chw(a), _as_chw(b)
+    return float(ssim_torch(_as_chw(a), _as_chw(b), window, sigma))
+
+
+def ssim_torch(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Mean SSIM of (1, C, H, W) float tensors in [0, 1], differentiable (the mapper's D-SSIM
+    loss term and the :func:`ssim` metric share it)."""
     c = x.shape[1]
-    g = torch.exp(-((torch.arange(window) - (window - 1) / 2) ** 2) / (2 * sigma**2))
+    g = torch.exp(-((torch.arange(window, dtype=x.dtype) - (window - 1) / 2) ** 2) / (2 * sigma**2))
     g = g / g.sum()
     k = (g[:, None] * g[None, :]).expand(c, 1, window, window).contiguous()
 
@@ -76,4 +81,4 @@ def ssim(a, b, window: int = 11, sigma: float = 1.5) -> float:
     sxy = blur(x * y) - mx * my
     c1, c2 = 0.01**2, 0.03**2
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
-    return float(s.mean())
+    return s.mean()

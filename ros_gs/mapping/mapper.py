@@ -24,6 +24,7 @@ import torch
 from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0, GaussianMap
 from ros_gs.mapping.config import MapperConfig
+from ros_gs.mapping.evaluation import ssim_torch
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, project, render_K
 from ros_gs.mapping.offload import FrameStore, GaussianStore, check_writable_dir
 from ros_gs.mapping.photometric import refine_pose
@@ -697,6 +698,9 @@ class Mapper:
                                  torch.exp(params["log_scales"]), torch.sigmoid(params["opacity_logits"]), params["sh"],
                                  cams[key], backend="cpu")
             loss = (out.rgb - rgb).abs().mean()
+            if cfg.ssim_weight > 0:  # 3DGS's (1 - w) L1 + w D-SSIM
+                dssim = 1.0 - ssim_torch(out.rgb.permute(2, 0, 1)[None], rgb.permute(2, 0, 1)[None])
+                loss = (1.0 - cfg.ssim_weight) * loss + cfg.ssim_weight * dssim
             valid = depth > 0
             if cfg.depth_weight > 0 and bool(valid.any()):
                 loss = loss + cfg.depth_weight * (out.depth[valid] - depth[valid]).abs().mean()

@@ -229,3 +229,20 @@ def test_unseen_gaussians_do_not_drift_on_optimizer_momentum(freeze):
         assert float(moved[torch.from_numpy(margin)].max()) > 1e-5
     far = u1 < -20.0  # beyond the margin: never in this step
     assert far.sum() >= 10 and float(moved[torch.from_numpy(far)].max()) == 0.0
+
+
+def test_ssim_loss_term_is_differentiable_and_matches_the_metric():
+    from ros_gs.mapping.evaluation import ssim_torch
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0, 1, (24, 32, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1).astype(np.float32)
+    x = torch.from_numpy(a).permute(2, 0, 1)[None].requires_grad_(True)
+    y = torch.from_numpy(b).permute(2, 0, 1)[None]
+    s = ssim_torch(x, y)
+    assert abs(float(s.detach()) - ssim(a, b)) < 1e-6 and abs(ssim(a, a) - 1.0) < 1e-6
+    (1 - s).backward()
+    # a gradient step on D-SSIM moves x towards y
+    with torch.no_grad():
+        x2 = x - 0.5 * x.grad / x.grad.abs().max()
+    assert float(ssim_torch(x2, y)) > float(s)
