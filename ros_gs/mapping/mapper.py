@@ -552,6 +552,20 @@ class Mapper:
         self._forget_moments(self.map.active_slots()[drop])
         return self.map.remove(drop)
 
+    def _make_room(self, n: int, position: np.ndarray) -> int:
+        """At the cap, range-seeded Gaussians (farthest from ``position`` first) leave before
+        the map's own eviction policy drops camera Gaussians for ``n`` new ones.  Returns how
+        many were removed."""
+        cap = self.map.max_gaussians
+        over = 0 if cap is None else len(self.map) + n - cap
+        rng = torch.nonzero(self.map.ids == RANGE_SEEDED).squeeze(1) if over > 0 else None
+        if rng is None or len(rng) == 0:
+            return 0
+        d = (self.map.means[rng].detach().double() - torch.as_tensor(position, dtype=torch.float64)).norm(dim=1)
+        drop = rng[torch.argsort(d, descending=True)[:over]]
+        self._forget_moments(self.map.active_slots()[drop])
+        return self.map.remove(drop)
+
     def seed(self, kf: Keyframe) -> int:
         """Add Gaussians on the keyframe's depth pixels the map does not explain; returns how many."""
         cfg = self.config
@@ -576,6 +590,7 @@ class Mapper:
         sigma = cfg.seed_scale_factor * pts[:, 2] / f.K[0, 0] * s
         n = len(means)
         logit = math.log(cfg.seed_opacity / (1.0 - cfg.seed_opacity))
+        self._make_room(n, kf.T_world_cam[:3, 3])
         res = self.map.add(
             torch.as_tensor(means, dtype=torch.float32),
             log_scales=torch.as_tensor(np.log(sigma), dtype=torch.float32)[:, None].expand(n, 3),

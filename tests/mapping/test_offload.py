@@ -187,3 +187,23 @@ def test_adam_moments_follow_their_gaussians_through_pruning(pruned):
     alive = torch.zeros(cap, dtype=torch.bool)
     alive[slots] = True
     assert bool((avg[~alive] == 0).all()) and bool((avg_sq[~alive] == 0).all())
+
+
+def test_camera_seeds_at_the_cap_push_out_range_gaussians_first(tmp_path):
+    """A full map of camera and range-seeded Gaussians: seeding a keyframe removes the range
+    ones (farthest first), not the camera ones the opacity policy would pick."""
+    from ros_gs.mapping.mapper import RANGE_SEEDED
+
+    m = Mapper(MapperConfig(max_gaussians=300, seed_stride=2))
+    n_cam, n_rng = 200, 100
+    m.map.add(torch.randn(n_cam, 3) * 0.1 + torch.tensor([0.0, 0.0, 5.0]), opacity_logits=torch.full((n_cam,), -2.0))
+    far = torch.randn(n_rng, 3) * 0.1 + torch.tensor([0.0, 0.0, -5.0])
+    far[:50, 2] -= 10.0  # half of them farther still
+    m.map.add(far, opacity_logits=torch.full((n_rng,), 2.0), ids=RANGE_SEEDED)
+    kf = Keyframe(0, 7, np.eye(4), _frame(7, 0), m.frame_store)
+    m.keyframes.append(kf)
+    added = m.seed(kf)  # 6 x 8 pixels, nothing rendered there yet
+    assert added == 48 and len(m.map) == 300 and m.map.evicted_total == 0
+    ranged = m.map.ids == RANGE_SEEDED
+    assert int(ranged.sum()) == n_rng - added and int((~ranged).sum()) == n_cam + added
+    assert int((m.map.means[ranged][:, 2] < -12.0).sum()) == 50 - added  # the farthest went first
