@@ -42,7 +42,8 @@ import gtsam
 import numpy as np
 from gtsam.symbol_shorthand import B, V, X
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.spatial.transform import Rotation, Slerp
+
+from ros_gs.mapping.trajectory import interpolate_poses
 
 __all__ = ["ImuFusion", "ImuFusionConfig"]
 
@@ -202,12 +203,9 @@ class ImuFusion:
         grid, ms = g
         _, states = self._preintegrate(grid, ms, self._params, self._bias, self._state)
         Ts = np.stack([s.pose().matrix() @ self.T_imu_sensor for s in states])
-        pos = Ts[:, :3, 3]
-        rot = Slerp(grid * 1e-9, Rotation.from_matrix(Ts[:, :3, :3])) if len(grid) > 1 else None
-        out = []
         s = np.asarray(stamps, dtype=np.int64)
-        P = np.stack([np.interp(s, grid, pos[:, k]) for k in range(3)], axis=1)
-        R = rot(np.clip(s, grid[0], grid[-1]) * 1e-9).as_matrix() if rot is not None else np.repeat(Ts[:1, :3, :3], len(s), 0)
+        R, P = interpolate_poses((grid - grid[0]) * 1e-9, Ts, (s - grid[0]) * 1e-9)
+        out = []
         for i in range(len(s)):
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = R[i], P[i]
@@ -242,12 +240,7 @@ class ImuFusion:
         Ts = np.stack(Ts)
         T0_inv = np.linalg.inv(Ts[np.searchsorted(stamps, int(stamp_ns))])
         rel = T0_inv[None] @ Ts  # T_stamp_knot
-        ts = (stamps - int(stamp_ns)) * 1e-9
-        if len(ts) == 1:
-            return np.repeat(rel[:1, :3, :3], len(tt), 0), np.repeat(rel[:1, :3, 3], len(tt), 0)
-        R = Slerp(ts, Rotation.from_matrix(rel[:, :3, :3]))(np.clip(tt, ts[0], ts[-1])).as_matrix()
-        p = np.stack([np.interp(tt, ts, rel[:, k, 3]) for k in range(3)], axis=1)
-        return R, p
+        return interpolate_poses((stamps - int(stamp_ns)) * 1e-9, rel, tt)
 
     # ------------------------------------------------------------------ fusion
     def update(self, stamp_ns: int, T_world_sensor: np.ndarray) -> bool:

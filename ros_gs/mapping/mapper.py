@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ros_gs.errors import InputError
-from ros_gs.gaussians.model import C0, GaussianMap
+from ros_gs.gaussians.model import C0, AddResult, GaussianMap
 from ros_gs.mapping.config import MapperConfig
 from ros_gs.mapping.evaluation import ssim_torch
 from ros_gs.mapping.frames import RgbdFrame, backproject, downscale, project, render_K
@@ -138,6 +138,14 @@ def _inv(T: np.ndarray) -> np.ndarray:
     Ti[:3, :3] = T[:3, :3].T
     Ti[:3, 3] = -T[:3, :3].T @ T[:3, 3]
     return Ti
+
+
+def _to_world(gmap: GaussianMap, res: AddResult, T_world_kf: np.ndarray) -> None:
+    """Move the rows ``gmap.add`` just added (``res``), stored in a keyframe's camera frame, into
+    the world with the keyframe's pose ``T_world_kf``."""
+    group = torch.full((len(gmap),), -1, dtype=torch.int64)
+    group[res.indices] = 0
+    gmap.transform_groups_(group, T_world_kf[None, :3, :3], T_world_kf[None, :3, 3])
 
 
 class Mapper:
@@ -493,20 +501,36 @@ class Mapper:
         if sub.features is not None:
             fields["features"] = sub.features.detach().cpu().numpy()
         self.offloaded.put(i, fields)
-        if bool(mask.any()):
-            self._forget_moments(self.map.active_slots()[mask])
-            self.map.remove(mask)
+        self._remove(torch.nonzero(mask).squeeze(1))
 
     def _restore(self, i: int) -> None:
         fields = self.offloaded.peek(i)
         if len(fields["means"]):
-            res = self.map.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
-            self._forget_moments(self.map.active_slots()[res.indices])
-            T = self.keyframes[i].T_world_cam
-            group = torch.full((len(self.map),), -1, dtype=torch.int64)
-            group[res.indices] = 0
-            self.map.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+            _to_world(self.map, self._add(**{k: torch.from_numpy(v) for k, v in fields.items()}), self.keyframes[i].T_world_cam)
         self.offloaded.drop(i)  # only once they are back in the map
+
+    def _add(self, means: torch.Tensor, **fields) -> AddResult:
+        """``self.map.add`` whose new rows (freed rows reused, or rows the cap's evictions freed)
+        start with zero Adam moments."""
+        res = self.map.add(means, **fields)
+        self._forget_moments(self.map.active_slots()[res.indices])
+        return res
+
+    def _remove(self, idx: torch.Tensor) -> int:
+        """``self.map.remove`` of active-set indices, their Adam moments zeroed first."""
+        if len(idx) == 0:
+            return 0
+        self._forget_moments(self.map.active_slots()[idx])
+        return self.map.remove(idx)
+
+    def _seen_by(self, kf: Keyframe, points: np.ndarray) -> np.ndarray:
+        """Indices of the world points the keyframe's depth sees: projected inside its image,
+        at or in front of the observed surface (5% + ``points_voxel``)."""
+        pc, u, v, front = project(points, kf.T_world_cam, kf.K)
+        ui, vi = np.round(u).astype(int), np.round(v).astype(int)
+        inside = np.nonzero(front & (ui >= 0) & (ui < kf.width) & (vi >= 0) & (vi < kf.height))[0]
+        d = kf.frame.depth[vi[inside], ui[inside]]
+        return inside[(d > 0) & (pc[inside, 2] < d + 0.05 * d + self.config.points_voxel)]
 
     def _forget_moments(self, slots: torch.Tensor) -> None:
         """Zero the carried Adam moments of buffer rows being freed or newly filled."""
@@ -526,11 +550,7 @@ class Mapper:
             fields = self.offloaded.peek(i)
             if len(fields["means"]) == 0:
                 continue
-            res = out.add(**{k: torch.from_numpy(v) for k, v in fields.items()})
-            group = torch.full((len(out),), -1, dtype=torch.int64)
-            group[res.indices] = 0
-            T = self.keyframes[i].T_world_cam
-            out.transform_groups_(group, T[None, :3, :3], T[None, :3, 3])
+            _to_world(out, out.add(**{k: torch.from_numpy(v) for k, v in fields.items()}), self.keyframes[i].T_world_cam)
         return out
 
     def _drop_range_seeded(self, kf: Keyframe) -> int:
@@ -540,17 +560,7 @@ class Mapper:
         if not bool(rng.any()):
             return 0
         idx = torch.nonzero(rng).squeeze(1)
-        f = kf.frame
-        pc, u, v, front = project(self.map.means[idx].detach().double().numpy(), kf.T_world_cam, kf.K)
-        ui, vi = np.round(u).astype(int), np.round(v).astype(int)
-        inside = np.nonzero(front & (ui >= 0) & (ui < kf.width) & (vi >= 0) & (vi < kf.height))[0]
-        d = f.depth[vi[inside], ui[inside]]
-        seen = inside[(d > 0) & (pc[inside, 2] < d + 0.05 * d + self.config.points_voxel)]
-        if len(seen) == 0:
-            return 0
-        drop = idx[torch.from_numpy(seen)]
-        self._forget_moments(self.map.active_slots()[drop])
-        return self.map.remove(drop)
+        return self._remove(idx[torch.from_numpy(self._seen_by(kf, self.map.means[idx].detach().double().numpy()))])
 
     def _make_room(self, n: int, position: np.ndarray) -> int:
         """At the cap, range-seeded Gaussians (farthest from ``position`` first) leave before
@@ -562,9 +572,7 @@ class Mapper:
         if rng is None or len(rng) == 0:
             return 0
         d = (self.map.means[rng].detach().double() - torch.as_tensor(position, dtype=torch.float64)).norm(dim=1)
-        drop = rng[torch.argsort(d, descending=True)[:over]]
-        self._forget_moments(self.map.active_slots()[drop])
-        return self.map.remove(drop)
+        return self._remove(rng[torch.argsort(d, descending=True)[:over]])
 
     def seed(self, kf: Keyframe) -> int:
         """Add Gaussians on the keyframe's depth pixels the map does not explain; returns how many."""
@@ -591,15 +599,13 @@ class Mapper:
         n = len(means)
         logit = math.log(cfg.seed_opacity / (1.0 - cfg.seed_opacity))
         self._make_room(n, kf.T_world_cam[:3, 3])
-        res = self.map.add(
+        self._add(
             torch.as_tensor(means, dtype=torch.float32),
             log_scales=torch.as_tensor(np.log(sigma), dtype=torch.float32)[:, None].expand(n, 3),
             opacity_logits=torch.full((n,), logit),
             sh=torch.as_tensor((colors - 0.5) / C0),
             stamp_ns=kf.stamp_ns,
         )
-        # rows freed by the cap's evictions are reused at once: no moments of the evicted
-        self._forget_moments(self.map.active_slots()[res.indices])
         return n
 
     def add_points(self, points_world: np.ndarray) -> int:
@@ -637,22 +643,14 @@ class Mapper:
         if len(pts) == 0:
             return 0
         kf = self.keyframes[-1]
-        pc_cam, u, v, front = project(pts, kf.T_world_cam, kf.K)
-        ui, vi = np.round(u).astype(int), np.round(v).astype(int)
-        inside = np.nonzero(front & (ui >= 0) & (ui < kf.width) & (vi >= 0) & (vi < kf.height))[0]
-        d = kf.frame.depth[vi[inside], ui[inside]]
-        # what the newest keyframe's depth sees (at or in front of its surface) its camera mapped
-        seen = inside[(d > 0) & (pc_cam[inside, 2] < d + 0.05 * d + cfg.points_voxel)]
-        pts = np.delete(pts, seen, axis=0)
+        pts = np.delete(pts, self._seen_by(kf, pts), axis=0)  # what the newest keyframe's camera mapped
         n = len(pts)
         if n == 0:
             return 0
         logit = math.log(cfg.seed_opacity / (1.0 - cfg.seed_opacity))
-        res = self.map.add(torch.as_tensor(pts, dtype=torch.float32),
-                           log_scales=torch.full((n, 3), math.log(0.5 * cfg.points_voxel)),
-                           opacity_logits=torch.full((n,), logit), ids=RANGE_SEEDED, stamp_ns=kf.stamp_ns)
-        self._forget_moments(self.map.active_slots()[res.indices])
-        return res.added
+        return self._add(torch.as_tensor(pts, dtype=torch.float32),
+                         log_scales=torch.full((n, 3), math.log(0.5 * cfg.points_voxel)),
+                         opacity_logits=torch.full((n,), logit), ids=RANGE_SEEDED, stamp_ns=kf.stamp_ns).added
 
     def _window_slots(self, window: list[int]) -> torch.Tensor:
         """Buffer rows of the Gaussians whose centre projects into (a margin around) one of the
@@ -763,12 +761,8 @@ class Mapper:
                 for avg, avg_sq, _ in self._moments.values():
                     avg[:k], avg_sq[:k] = avg[survivors].clone(), avg_sq[survivors].clone()
                 self._opt_version = m.storage_version
-        if valid:
-            alive = torch.zeros(m.storage("means").shape[0], dtype=torch.bool)
-            alive[m.active_slots()] = True
-            for avg, avg_sq, _ in self._moments.values():
-                avg[~alive] = 0.0
-                avg_sq[~alive] = 0.0
+        if valid:  # freed rows start fresh for the Gaussians that reuse them
+            self._forget_moments(torch.nonzero(~m.active_mask).squeeze(1))
         return removed
 
     # ------------------------------------------------------------------ persistence

@@ -27,6 +27,7 @@ from pydantic import Field
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.mapping import Mapper, MapperConfig, RgbdFrame
 from ros_gs.mapping.imu_fusion import ImuFusion, ImuFusionConfig
+from ros_gs.mapping.trajectory import place_points
 from ros_gs.nodes.gyro_rotation import GyroRotation
 from ros_gs.nodes.map_cloud import gaussian_cloud
 from ros_gs.runtime.node_api import NodeContext
@@ -39,30 +40,6 @@ from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, ma
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
-
-
-def place_points(points: np.ndarray, t: np.ndarray, pose_at, T_sensor_points: np.ndarray, knots: int = 8) -> np.ndarray:
-    """World coordinates of a scan's points, each placed with the pose at its own time.
-
-    ``t`` (N,) seconds after the scan stamp; ``pose_at(dt)`` the 4x4 sensor-carrier pose (here
-    the camera in the map) ``dt`` seconds after the stamp; ``T_sensor_points`` maps point
-    coordinates into the carrier's frame (here camera <- LiDAR).  The pose is sampled at
-    ``knots`` times across the scan and interpolated per point (slerp + linear), which is exact
-    for constant rates between knots."""
-    from scipy.spatial.transform import Rotation, Slerp
-
-    pts = np.asarray(points, np.float64).reshape(-1, 3)
-    if len(pts) == 0:
-        return pts
-    t = np.asarray(t, np.float64)
-    lo, hi = float(t.min()), float(t.max())
-    times = np.linspace(lo, hi, knots) if hi > lo else np.array([lo])
-    poses = np.array([pose_at(float(dt)) @ T_sensor_points for dt in times])
-    if len(times) == 1:
-        return pts @ poses[0][:3, :3].T + poses[0][:3, 3]
-    R = Slerp(times, Rotation.from_matrix(poses[:, :3, :3]))(t)
-    p = np.stack([np.interp(t, times, poses[:, k, 3]) for k in range(3)], axis=1)
-    return R.apply(pts) + p
 
 
 class MapperNodeParams(NodeParams):

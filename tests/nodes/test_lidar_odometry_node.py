@@ -318,7 +318,7 @@ def test_scan_points_are_placed_with_the_pose_at_their_own_time() -> None:
     pose or a nearest knot would."""
     from scipy.spatial.transform import Rotation
 
-    from ros_gs.nodes.mapper import place_points
+    from ros_gs.mapping.trajectory import place_points
 
     def pose_at(dt: float) -> np.ndarray:
         T = np.eye(4)
