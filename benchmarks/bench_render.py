@@ -73,13 +73,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="10k and 100k only")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "render.json")
+    ap.add_argument("--backends", nargs="+", choices=["cpu", "gsplat"], default=None,
+                    help="backends to measure (default: cpu, and gsplat when CUDA is available)")
     ap.add_argument("--case", nargs=5, metavar=("N", "W", "H", "PASS", "BACKEND"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         n, w, h, which, backend = args.case
         print(json.dumps(run_case(int(n), int(w), int(h), which == "fwd+bwd", backend, args.repeats)))
         return
-    backends = ["cpu"] + (["gsplat"] if torch.cuda.is_available() else [])
+    backends = args.backends or (["cpu"] + (["gsplat"] if torch.cuda.is_available() else []))
     sizes = [10_000, 100_000] + ([] if args.quick else [1_000_000])
     rows = []
     print(f"{'backend':8} {'N':>9} {'res':>8} {'pass':8} {'ms':>9} {'fps':>8} {'peak MB':>9}")
