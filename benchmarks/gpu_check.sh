@@ -34,24 +34,24 @@ stage "machine"
 
 stage "build extensions (parallel)"
 {
-    $PY -c "from gsplat.cuda._backend import _C; assert _C is not None, 'gsplat CUDA build failed'; print('gsplat CUDA extension ready')" &
+    timeout 300 $PY -c "from gsplat.cuda._backend import _C; assert _C is not None, 'gsplat CUDA build failed'; print('gsplat CUDA extension ready')" &
     $PY -c "from ros_gs.render.rasterize_cpu import load_extension as l; l(); print('CPU rasteriser ready')" &
     $PY -c "from ros_gs.semantics.lifting import _cuda_extension as l; l(); print('lifting kernel ready')" &
     wait
 } 2>&1 | tail -n 40 | tee -a "$LOG"
 
 stage "gsplat parity"
-timeout 240 $PY benchmarks/gsplat_parity.py --out "$OUT/gsplat_parity.json" --png-dir "$OUT" 2>&1 | tee -a "$LOG"
+timeout 150 $PY benchmarks/gsplat_parity.py --out "$OUT/gsplat_parity.json" --png-dir "$OUT" 2>&1 | tee -a "$LOG"
 
 stage "CUDA tests"
-timeout 180 $PY -m pytest -q -p no:cacheprovider tests/render/test_render_gsplat_parity.py \
+timeout 120 $PY -m pytest -q -p no:cacheprovider tests/render/test_render_gsplat_parity.py \
     "tests/semantics/test_lifting.py::test_cuda_kernel_matches_cpu_reference" > "$OUT/pytest_cuda.log" 2>&1
 echo "pytest rc=$?" | tee -a "$LOG"; tail -n 3 "$OUT/pytest_cuda.log" | tee -a "$LOG"
 
 stage "render benchmark (gsplat)"
-timeout 240 $PY benchmarks/bench_render.py --backends gsplat --repeats 20 --out "$OUT/render_gpu.json" 2>&1 | tee -a "$LOG"
+timeout 150 $PY benchmarks/bench_render.py --backends gsplat --repeats 20 --out "$OUT/render_gpu.json" 2>&1 | tee -a "$LOG"
 
 stage "render/gaussians/semantics tests with CUDA present"
-timeout 120 $PY -m pytest -q -p no:cacheprovider tests/render tests/gaussians tests/semantics > "$OUT/pytest_render.log" 2>&1
+timeout 90 $PY -m pytest -q -p no:cacheprovider tests/render tests/gaussians tests/semantics > "$OUT/pytest_render.log" 2>&1
 echo "pytest rc=$?" | tee -a "$LOG"; tail -n 3 "$OUT/pytest_render.log" | tee -a "$LOG"
 stage "done"
