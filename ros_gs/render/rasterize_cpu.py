@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -52,7 +51,6 @@ def bytes_per_intersection(n_channels: int, dtype: torch.dtype, needs_grad: bool
     return 4 + ((6 + int(n_channels)) * elsize if needs_grad else 0)
 
 
-_BUDGET_RE = re.compile(r"ros_gs_isect_budget_exceeded n_isects=(\d+) max_isects=(\d+)")
 
 _SRC = Path(__file__).resolve().parent / "csrc" / "rasterize_cpu.cpp"
 _EXT = None
@@ -62,7 +60,8 @@ _LOCK = threading.Lock()
 def _extra_cflags() -> list[str]:
     # -fno-trapping-math lets GCC if-convert (and so vectorise) the per-pixel loops; nothing here
     # relies on floating-point exceptions
-    flags = ["-O3", "-fopenmp", "-ffp-contract=fast", "-fno-trapping-math"]
+    # -std=c++20 (std::bit_cast): older torch cpp_extension passes -std=c++17; a later flag wins.
+    flags = ["-std=c++20", "-O3", "-fopenmp", "-ffp-contract=fast", "-fno-trapping-math"]
     # -march=native by default (the build is cached per machine); ROS_GS_RENDER_PORTABLE=1 off
     if os.environ.get("ROS_GS_RENDER_PORTABLE", "0") != "1":
         flags.append("-march=native")
@@ -128,16 +127,12 @@ class _RasterizeCPU(torch.autograd.Function):
         radii = as_radii2(radii).to(torch.int32).reshape(-1, 2).contiguous()
         bpi = bytes_per_intersection(colors.shape[-1], colors.dtype, any(ctx.needs_input_grad[:4]))
         limit = max_bytes()
-        try:
-            out, tfinal, last, median, gauss, boxes, offsets, ids = ext.forward(
-                means2d.detach(), conics.detach(), colors.detach(), opacities.detach(),
-                depths.detach(), radii, int(width), int(height), int(limit // bpi),
-            )
-        except RuntimeError as exc:
-            m = _BUDGET_RE.search(str(exc))
-            if m is None:
-                raise
-            n = int(m.group(1))
+        res = ext.forward(
+            means2d.detach(), conics.detach(), colors.detach(), opacities.detach(),
+            depths.detach(), radii, int(width), int(height), int(limit // bpi),
+        )
+        if len(res) == 1:  # over the budget: the extension returns the intersection count alone
+            n = int(res[0])
             raise ConfigError(
                 f"rendering {means2d.shape[0]} Gaussians at {int(width)}x{int(height)} needs {n} "
                 f"tile intersections x {bpi} bytes = {n * bpi / 2**30:.2f} GiB of rasteriser "
@@ -145,7 +140,8 @@ class _RasterizeCPU(torch.autograd.Function):
                 "Gaussians (large Gaussians near the camera cover many 16x16 tiles), a lower "
                 "resolution, or raise the budget (environment ROS_GS_RENDER_MAX_BYTES or "
                 "ros_gs.render.rasterize_cpu.MAX_BYTES) if the memory is there"
-            ) from None
+            )
+        out, tfinal, last, median, gauss, boxes, offsets, ids = res
         ctx.save_for_backward(colors, gauss, boxes, offsets, ids, tfinal, last)
         ctx.size = (int(width), int(height))
         ctx.opacity_shape = opacities.shape

@@ -164,6 +164,7 @@ struct Binned {
     torch::Tensor boxes;    // (N, 4) int32
     torch::Tensor offsets;  // (n_tiles + 1,) int32
     torch::Tensor ids;      // (n_isects,) int32
+    int64_t over_budget = -1;  // n_isects when it exceeds the caller's budget (nothing binned)
 };
 
 template <typename scalar_t>
@@ -242,8 +243,12 @@ static Binned bin_gaussians(const scalar_t* m2, const scalar_t* cn, const scalar
     if (max_isects >= 0) {
         int64_t n_isects = 0;
         for (int64_t g = 0; g < N; ++g) n_isects += ntiles[g];
-        TORCH_CHECK(n_isects <= max_isects, "ros_gs_isect_budget_exceeded n_isects=", n_isects,
-                    " max_isects=", max_isects);
+        // Reported as a result, not thrown: an expected outcome (the caller raises ConfigError),
+        // and a C++ exception crossing into Python crashed one toolchain (g++ 13.3, torch 2.11).
+        if (n_isects > max_isects) {
+            out.over_budget = n_isects;
+            return out;
+        }
     }
 
     std::vector<int32_t> order;
@@ -461,6 +466,7 @@ std::vector<torch::Tensor> rasterize_forward(torch::Tensor means2d, torch::Tenso
         B = bin_gaussians<scalar_t>(means2d.data_ptr<scalar_t>(), conics.data_ptr<scalar_t>(),
                                     opacities.data_ptr<scalar_t>(), depths.data_ptr<scalar_t>(),
                                     radii.data_ptr<int32_t>(), N, W, H, fopt, max_isects);
+        if (B.over_budget >= 0) return;
         dispatch_channels(C, [&](auto cd) {
             constexpr int CD = decltype(cd)::value;
             forward_tiles<scalar_t, CD>(B, colors.data_ptr<scalar_t>(), (int)C, W, H,
@@ -468,6 +474,7 @@ std::vector<torch::Tensor> rasterize_forward(torch::Tensor means2d, torch::Tenso
                                         last.data_ptr<int32_t>(), median.data_ptr<int32_t>());
         });
     });
+    if (B.over_budget >= 0) return {torch::full({1}, B.over_budget, torch::kInt64)};
     return {out, tfinal, last, median, B.gauss, B.boxes, B.offsets, B.ids};
 }
 
