@@ -41,6 +41,8 @@ setup(
         "open3d>=0.18",  # registration for tracking, and the dense RGB-D SLAM peer in benchmarks
         "mujoco>=3.2",  # ground-truth scenes (ros_gs.sim; a tool, not a dependency of the core)
         "matplotlib>=3.7",  # trajectory plots (ros-gs eval)
+        "warp-lang==1.19.0",  # physics kernels (through Newton); runs on the CPU, CUDA when present
+        "newton==1.8.0",  # rigid particle bodies, contacts (XPBD); its API moves fast, so pinned
         "gtsam>=4.3",  # 4.3: ImuFactorWithGravityDirection;  # IMU preintegration and the fixed-lag smoother of LiDAR-inertial odometry
     ],
     extras_require={"test": ["pytest>=8"]},

@@ -1,1 +1,16 @@
-"""Physics bound to Gaussians (particles, bodies, visual forces). Not implemented yet: see the open issues."""
+"""Physics bound to Gaussians: rigid objects as particle systems on Newton (Warp), Gaussians that
+ride on them, and visual forces that pull the simulation towards what the cameras see.
+
+* :mod:`bodies`: particle centres filling an object (from its points, or a box);
+* :mod:`world`: :class:`World` (model / state / control on Newton's XPBD solver), ``World.step``;
+* :mod:`binding`: :class:`GaussianBinding`, Gaussians posed by their bodies;
+* :mod:`visual_forces`: image error -> particle forces.
+"""
+
+from ros_gs.physics.binding import GaussianBinding
+from ros_gs.physics.bodies import box_particles, voxel_particles
+from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, visual_forces
+from ros_gs.physics.world import World, WorldConfig
+
+__all__ = ["Appearance", "GaussianBinding", "Observation", "VisualForceConfig", "World", "WorldConfig",
+           "box_particles", "visual_forces", "voxel_particles"]
