@@ -28,7 +28,7 @@ from ros_gs.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-CONTACTS_PER_PARTICLE = 128  # contact buffer slots per particle sphere
+CONTACTS_PER_PARTICLE = 32  # contact buffer slots per particle sphere
 
 
 class WorldConfig(BaseModel):
@@ -124,7 +124,12 @@ class World:
             idx = b.add_body(xform=_transform(T), label=bd.name)
             # density such that the spheres weigh the body's mass (Newton sums shape masses)
             density = bd.mass / (len(bd.points_local) * 4.0 / 3.0 * np.pi * bd.radius**3)
-            shape = newton.ModelBuilder.ShapeConfig(mu=cfg.friction, density=density)
+            # a negative collision group of its own: the body's spheres skip each other (Newton
+            # does not filter shapes of one body) but meet other bodies' and the ground
+            # contact detection reaches one radius beyond the sphere (Newton's default gap, 10 cm,
+            # made every sphere pair of two boxes 5 cm apart a contact)
+            shape = newton.ModelBuilder.ShapeConfig(mu=cfg.friction, density=density, collision_group=-(idx + 1),
+                                                    gap=bd.radius)
             for p in bd.points_local:
                 b.add_shape_sphere(idx, xform=wp.transform(wp.vec3(*p), wp.quat_identity()), radius=bd.radius, cfg=shape)
         self._model = b.finalize(device=self.device)
@@ -135,10 +140,11 @@ class World:
         for i, (_, v, w) in enumerate(self._init):
             qd[i, :3], qd[i, 3:] = v, w
         self._state.body_qd.assign(qd)
-        # Newton sizes the contact buffer for a few contacts per shape; resting particle bodies
-        # touch with many spheres at once (two stacked 5x5x5 cubes overflowed it)
+        # Newton sizes the contact buffer for a few contacts per shape; a body resting on another
+        # touches it with many spheres at once
         self._contact_capacity = CONTACTS_PER_PARTICLE * max(1, self.num_particles)
-        self._pipeline = newton.CollisionPipeline(self._model, rigid_contact_max=self._contact_capacity)
+        # sweep and prune: 16 resting cubes (2000 spheres) step in 95 ms against 154 ms with the default
+        self._pipeline = newton.CollisionPipeline(self._model, rigid_contact_max=self._contact_capacity, broad_phase="sap")
         self._contacts = self._pipeline.contacts()
         self.contact_overflows = 0
         self._com_local = self._model.body_com.numpy().astype(np.float64)
