@@ -1,6 +1,7 @@
 """Physics benchmark: World.step time (1/60 s, 10 substeps) for 1, 4 and 16 cubes of 125
 particle spheres resting in a grid, and one visual-force step (two 96x72 views of a cube of
-600 Gaussians: render, backward, forces, step).  Warp device: cpu here (cuda too when present).
+600 Gaussians: render, backward, forces, step), and MuJoCo's push scene tracked by visual forces
+(error against MuJoCo over time, plotted to ``results/physics_push.png``).  Warp device: cpu here (cuda too when present).
 Prints a table and writes ``benchmarks/results/physics.json``.  Usage: ``python benchmarks/bench_physics.py``.
 """
 
@@ -76,6 +77,37 @@ def bench_visual(device: str, steps: int = 20) -> dict:
             "ms_forces": t_forces / steps * 1e3, "ms_step": t_step / steps * 1e3}
 
 
+def bench_push(out_png: Path) -> dict:
+    """MuJoCo's push scene tracked with and without visual forces; error over time as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from push_tracking import PUSH_FORCES, record_push, track
+
+    spec, stamps, frames, gts = record_push()
+    t0 = time.perf_counter()
+    err = track(spec, stamps, frames, gts, PUSH_FORCES)
+    sec = (time.perf_counter() - t0) / (len(stamps) - 1)
+    blind = track(spec, stamps, frames, gts, None)
+    t = (np.array(stamps) - stamps[0]) * 1e-9
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for i, o in enumerate(spec.objects):
+        ax.plot(t, err[:, i] * 100, label=f"{o.label}: visual forces")
+        ax.plot(t, blind[:, i] * 100, "--", label=f"{o.label}: physics only")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("position error vs MuJoCo (cm)")
+    ax.set_title("MuJoCo push scene, 3 cameras 160x120 at 30 Hz")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+    return {"case": "push_tracking", "objects": [o.name for o in spec.objects], "frames": len(stamps),
+            "mean_error_cm": (err.mean(axis=0) * 100).tolist(), "max_error_cm": (err.max(axis=0) * 100).tolist(),
+            "blind_final_error_cm": (blind[-1] * 100).tolist(), "ms_per_frame": sec * 1e3, "plot": out_png.name}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "physics.json")
@@ -95,6 +127,11 @@ def main() -> None:
         rows.append(r)
         print(f"{dev:5} visual forces (2 views, {r['gaussians']} Gaussians): {r['ms_forces']:.1f} ms forces + "
               f"{r['ms_step']:.1f} ms step", flush=True)
+    r = bench_push(args.out.with_name("physics_push.png"))
+    rows.append(r)
+    print(f"push tracking: box {r['mean_error_cm'][0]:.2f} cm mean / {r['max_error_cm'][0]:.2f} cm max, cylinder "
+          f"{r['mean_error_cm'][1]:.2f} cm mean (physics only: {r['blind_final_error_cm'][0]:.1f} cm at the end), "
+          f"{r['ms_per_frame']:.0f} ms per frame", flush=True)
     machine = {"python": platform.python_version(), "warp": wp.__version__, "cpu_count": __import__("os").cpu_count()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"machine": machine, "results": rows}, indent=2))

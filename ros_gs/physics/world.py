@@ -39,7 +39,8 @@ class WorldConfig(BaseModel):
     substeps: int = Field(10, ge=1, le=1000, description="solver substeps per step()")
     iterations: int = Field(4, ge=1, le=100, description="XPBD iterations per substep")
     gravity: float = Field(-9.81, description="gravity along z (m/s^2)")
-    ground: bool = Field(True, description="a ground plane at z = 0")
+    ground: bool = Field(True, description="a ground plane (a floor, or a table top)")
+    ground_height: float = Field(0.0, description="height of the ground plane (m)")
     friction: float = Field(0.5, ge=0.0, le=5.0, description="Coulomb friction of every contact")
     device: str = Field("auto", description="Warp device: 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N'")
 
@@ -119,7 +120,7 @@ class World:
         cfg = self.config
         b = newton.ModelBuilder(gravity=(0.0, 0.0, cfg.gravity))
         if cfg.ground:
-            b.add_ground_plane(cfg=newton.ModelBuilder.ShapeConfig(mu=cfg.friction))
+            b.add_ground_plane(height=cfg.ground_height, cfg=newton.ModelBuilder.ShapeConfig(mu=cfg.friction))
         for bd, (T, _, _) in zip(self.bodies, self._init):
             idx = b.add_body(xform=_transform(T), label=bd.name)
             # density such that the spheres weigh the body's mass (Newton sums shape masses)
