@@ -62,7 +62,7 @@ def bench_visual(device: str, steps: int = 20) -> dict:
     w = World(WorldConfig(device=device))
     w.add_body(particles, _pose(0, 0, HALF), mass=0.2, radius=SPACING / 2)
     w.finalize()
-    cfg = VisualForceConfig(backend="cpu")
+    cfg = VisualForceConfig(gain=2e-4, damping=10.0, backend="cpu")
     w.step(1 / 30, visual_forces(w, bind, app, obs, cfg)[0])
     t_forces = t_step = 0.0
     for _ in range(steps):

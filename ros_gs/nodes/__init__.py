@@ -14,6 +14,7 @@ NODES: dict[str, str] = {
     "image_stats": "ros_gs.nodes.image_stats:ImageStatsNode",
     "lidar_odometry": "ros_gs.nodes.lidar_odometry:LidarOdometryNode",
     "mapper": "ros_gs.nodes.mapper:MapperNode",
+    "physics_tracker": "ros_gs.nodes.physics_tracker:PhysicsTrackerNode",
 }
 
 

@@ -16,14 +16,20 @@ from ros_gs.errors import ConfigError
 MAX_PARTICLES_PER_BODY = 200_000
 
 
-def voxel_particles(points: np.ndarray, spacing: float, fill: bool = True) -> np.ndarray:
-    """Particle centres (P, 3) for the object sampled by ``points`` (N, 3)."""
+def voxel_particles(points: np.ndarray, spacing: float, fill: bool = True, floor: float | None = None) -> np.ndarray:
+    """Particle centres (P, 3) for the object sampled by ``points`` (N, 3).  ``floor``: the
+    object rests on a support at this height (z up): each occupied column is filled down to it,
+    for the underside no camera sees."""
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if spacing <= 0 or not np.isfinite(spacing):
         raise ConfigError(f"particle spacing must be > 0, got {spacing}")
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) == 0:
         raise ConfigError("a body needs at least one finite point")
+    if floor is not None:
+        if not np.isfinite(floor) or floor > pts[:, 2].max():
+            raise ConfigError(f"floor {floor} must be finite and below the object's top")
+        pts = np.concatenate([pts, np.c_[pts[:, :2], np.full(len(pts), floor + 0.5 * spacing)]])
     lo = pts.min(axis=0)
     idx = np.floor((pts - lo) / spacing).astype(np.int64)
     dims = idx.max(axis=0) + 1

@@ -32,8 +32,8 @@ class VisualForceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gain: float = Field(2e-4, ge=0.0, description="newtons per unit gradient of the summed squared RGB error (per camera) with respect to a Gaussian's mean (m); 2e-4 with damping 10 brought a 0.2 kg, 10 cm cube 3 cm and 25 deg off to within 1 mm and 1 deg in 0.7 s from two 96x72 views (L1 chattered around the optimum). The right gain depends on the scene: objects seen only as one-colour silhouettes (segmentation codes) pull more weakly, and MuJoCo's push scene at 160x120 needs 3e-3 with damping 20, which makes the 6-colour cube above unstable")
-    damping: float = Field(10.0, ge=0.0, description="with the visual force, a drag -damping * m * v on every particle (1/s): a spring without it overshoots; summed over a body it is -damping * (m v, I w)")
+    gain: float = Field(3e-3, ge=0.0, description="newtons per unit gradient of the summed squared RGB error (per camera) with respect to a Gaussian's mean (m). Scene dependent: 3e-3 (with damping 20) tracks MuJoCo's push scene from 160x120 segmentation codes (one colour per object: only silhouettes pull); a cube with six differently coloured faces seen at 96x72 pulls harder and needs 2e-4 (damping 10), being unstable at 3e-3")
+    damping: float = Field(20.0, ge=0.0, description="with the visual force, a drag -damping * m * v on every particle (1/s): a spring without it overshoots; summed over a body it is -damping * (m v, I w)")
     max_force: float = Field(1.0, gt=0.0, description="a particle's visual force is clipped to this many newtons")
     backend: str = Field("auto", description="render backend (see ros_gs.render)")
 
