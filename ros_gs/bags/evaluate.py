@@ -134,3 +134,87 @@ def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") 
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return png
+
+
+@dataclass
+class ObjectTrackEval:
+    """Tracked objects against ground truth: motion since the first matched stamp."""
+
+    ids: list[int]  # instance ids (tracked/<id>)
+    names: list[str]  # ground-truth object of each id (instance id = object index + 1)
+    stamps: np.ndarray  # (T,) ns
+    position_error_m: np.ndarray  # (T, K) |displacement estimate - displacement truth|
+    rotation_error_deg: np.ndarray  # (T, K) angle of (R_est(t) R_est(0)^T)^T R_gt(t) R_gt(0)^T
+    moved_m: np.ndarray  # (K,) true displacement at the last stamp
+
+
+def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "tracked/") -> ObjectTrackEval:
+    """Objects published on /tf as ``<prefix><instance id>`` (``physics_tracker``) against the
+    ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags, where ``name`` is
+    object ``id - 1`` of ``/ground_truth/objects``.  The tracker's body frames start where its
+    first points were, so motions since the first matched stamp are compared, not poses."""
+    import json
+
+    with BagReader(gt_bag) as reader:
+        payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
+    if not payloads:
+        raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
+    names = [o["name"] for o in json.loads(payloads[0])["objects"]]
+    tracked: dict[int, dict[int, np.ndarray]] = {}
+    with BagReader(tracked_bag) as reader:
+        for _, msg in reader.messages(["/tf"]):
+            for t in msg.transforms:
+                child = str(t.child_frame_id)
+                if child.startswith(prefix) and child[len(prefix):].isdigit():
+                    tracked.setdefault(int(child[len(prefix):]), {})[header_stamp_ns(t)] = pose_msg_to_matrix(t.transform)
+    ids = sorted(i for i in tracked if 1 <= i <= len(names))
+    if not ids:
+        raise DatasetError(f"{tracked_bag}: no /tf frames {prefix}<id> matching the {len(names)} ground-truth objects")
+    gt = tf_ground_truth(gt_bag)
+    stamps = sorted(set.intersection(*(set(tracked[i]) for i in ids)))
+    rows_p, rows_r, kept = [], [], []
+    for s in stamps:
+        try:
+            truth = [gt.lookup("world", f"gt/{names[i - 1]}", s).matrix for i in ids]
+        except TransformError:
+            continue
+        kept.append(s)
+        rows_p.append(truth)
+    if len(kept) < 2:
+        raise DatasetError(f"only {len(kept)} tracked stamps have ground truth: need 2 or more")
+    G = np.array(rows_p)  # (T, K, 4, 4)
+    E = np.array([[tracked[i][s] for i in ids] for s in kept])
+    dpos = (E[:, :, :3, 3] - E[:1, :, :3, 3]) - (G[:, :, :3, 3] - G[:1, :, :3, 3])
+    r_est = np.einsum("tkij,kjl->tkil", E[:, :, :3, :3], np.transpose(E[0, :, :3, :3], (0, 2, 1)))
+    r_gt = np.einsum("tkij,kjl->tkil", G[:, :, :3, :3], np.transpose(G[0, :, :3, :3], (0, 2, 1)))
+    rel = np.einsum("tkji,tkjl->tkil", r_est, r_gt)
+    cos = np.clip((np.trace(rel, axis1=2, axis2=3) - 1) / 2, -1.0, 1.0)
+    return ObjectTrackEval(ids, [names[i - 1] for i in ids], np.array(kept), np.linalg.norm(dpos, axis=2),
+                           np.degrees(np.arccos(cos)), np.linalg.norm(G[-1, :, :3, 3] - G[0, :, :3, 3], axis=1))
+
+
+def plot_object_errors(result: ObjectTrackEval, png: Path | str) -> Path:
+    """Position and rotation error of each tracked object over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = (result.stamps - result.stamps[0]) * 1e-9
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for k, name in enumerate(result.names):
+        axes[0].plot(t, result.position_error_m[:, k] * 100, label=f"{name} (moved {result.moved_m[k] * 100:.1f} cm)")
+        axes[1].plot(t, result.rotation_error_deg[:, k], label=name)
+    axes[0].set_ylabel("position error (cm)")
+    axes[1].set_ylabel("rotation error (deg)")
+    for ax in axes:
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("tracked objects vs ground truth (motion since the first frame)")
+    fig.tight_layout()
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png

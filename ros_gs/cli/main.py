@@ -276,6 +276,25 @@ def eval_cmd(
         typer.echo(f"  plot: {plot_trajectories(r, plot)}")
 
 
+@app.command("eval-objects")
+def eval_objects_cmd(
+    tracked_bag: Annotated[Path, typer.Argument(help="bag with the tracked objects on /tf (e.g. physics_tracker's replay OUT)")],
+    gt_bag: Annotated[Path, typer.Argument(help="the `ros-gs bag from-mujoco` bag it replayed (ground-truth TF and objects)")],
+    plot: Annotated[Optional[Path], typer.Option(help="write a PNG of the errors over time here")] = None,
+) -> None:
+    """Tracked objects' motion against ground truth (position and rotation error since the first frame)."""
+    from ros_gs.bags.evaluate import evaluate_objects, plot_object_errors
+
+    r = evaluate_objects(tracked_bag, gt_bag)
+    for k, (i, name) in enumerate(zip(r.ids, r.names)):
+        typer.echo(f"tracked/{i} = {name}: moved {r.moved_m[k] * 100:.1f} cm; position error mean "
+                   f"{r.position_error_m[:, k].mean() * 100:.2f} cm, max {r.position_error_m[:, k].max() * 100:.2f} cm; "
+                   f"rotation error mean {r.rotation_error_deg[:, k].mean():.1f} deg, max {r.rotation_error_deg[:, k].max():.1f} deg "
+                   f"({len(r.stamps)} stamps)")
+    if plot is not None:
+        typer.echo(f"  plot: {plot_object_errors(r, plot)}")
+
+
 @app.command()
 def nodes(
     params: Annotated[Optional[str], typer.Option(help="print this node's default parameters as ROS 2 YAML instead")] = None,

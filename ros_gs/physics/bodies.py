@@ -1,8 +1,8 @@
 """Particles that make up a rigid object: from an object's points (its Gaussians' means, a depth
 cloud) or from a box.
 
-A body is a set of equal spheres on a voxel grid of pitch ``spacing`` (radius ``spacing / 2``,
-so neighbours touch), filling the object's volume: surface voxels are the occupied ones, and a
+A body is a set of equal spheres on a voxel grid of pitch about ``spacing`` (radius
+``spacing / 2``, so neighbours touch), filling the object's volume: surface voxels are the occupied ones, and a
 voxel counts as inside when occupied voxels enclose it along all three grid axes (exact for
 convex objects, a fair guess for mugs and boxes seen from all sides).
 """
@@ -29,10 +29,14 @@ def voxel_particles(points: np.ndarray, spacing: float, fill: bool = True, floor
     if floor is not None:
         if not np.isfinite(floor) or floor > pts[:, 2].max():
             raise ConfigError(f"floor {floor} must be finite and below the object's top")
-        pts = np.concatenate([pts, np.c_[pts[:, :2], np.full(len(pts), floor + 0.5 * spacing)]])
+        pts = np.concatenate([pts, np.c_[pts[:, :2], np.full(len(pts), floor)]])
+    # cells per axis = extent / spacing rounded (the pitch adapts a little), so the outermost
+    # spheres end at the points' extent rather than up to a cell beyond it
     lo = pts.min(axis=0)
-    idx = np.floor((pts - lo) / spacing).astype(np.int64)
-    dims = idx.max(axis=0) + 1
+    extent = pts.max(axis=0) - lo
+    dims = np.maximum(1, np.round(extent / spacing)).astype(np.int64)
+    pitch = np.where(extent > 0, extent / dims, spacing)
+    idx = np.minimum(np.floor((pts - lo) / pitch).astype(np.int64), dims - 1)
     if int(np.prod(dims)) > 50 * MAX_PARTICLES_PER_BODY:
         raise ConfigError(f"body of extent {dims * spacing} m at spacing {spacing} m needs a {tuple(dims)} grid: "
                           "use a larger spacing")
@@ -48,7 +52,7 @@ def voxel_particles(points: np.ndarray, spacing: float, fill: bool = True, floor
     cells = np.argwhere(occ)
     if len(cells) > MAX_PARTICLES_PER_BODY:
         raise ConfigError(f"body would have {len(cells)} particles (> {MAX_PARTICLES_PER_BODY}): use a larger spacing")
-    return lo + (cells + 0.5) * spacing
+    return lo + (cells + 0.5) * pitch
 
 
 def box_particles(half_extents, spacing: float) -> np.ndarray:

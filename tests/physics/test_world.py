@@ -134,3 +134,19 @@ def test_bad_input_is_a_clear_error() -> None:
     bad[0, 0] = np.inf
     with pytest.raises(ConfigError, match="NaN or inf"):
         w.step(0.01, bad)
+
+
+def test_voxel_particles_keep_the_extent_and_fill() -> None:
+    from ros_gs.physics import voxel_particles
+    from ros_gs.physics.primitives import primitive_surface
+
+    surface = primitive_surface("box", (0.05, 0.04, 0.03), 0.004)  # a 10 x 8 x 6 cm box's faces
+    p = voxel_particles(surface, SPACING)
+    assert np.allclose(p.max(axis=0) + SPACING / 2, [0.05, 0.04, 0.03], atol=2.5e-3)
+    assert np.allclose(p.min(axis=0) - SPACING / 2, [-0.05, -0.04, -0.03], atol=2.5e-3)
+    assert len(p) == 5 * 4 * 3  # filled, not a shell
+    assert len(voxel_particles(surface, SPACING, fill=False)) < len(p)
+    top = surface[surface[:, 2] > 0.0]  # seen from above only: filled down to the floor
+    assert voxel_particles(top, SPACING, floor=-0.03)[:, 2].min() < -0.015
+    with pytest.raises(ConfigError):
+        voxel_particles(np.full((3, 3), np.nan), SPACING)
