@@ -63,6 +63,10 @@ demo: setup
 		--pose 4.2 -1.5 0.2 0 -0.7071068 0 0.7071068 --depth $(OUT)/guitar_front_depth.npy
 	$(VENV)/bin/ros-gs render $(DATA)/splats/guitar.compressed.ply $(OUT)/guitar_side.png --size 640 480 \
 		--pose 0.2 -1.5 -4 0 0 0 1
+	$(VENV)/bin/ros-gs bag from-mujoco push $(OUT)/push.mcap --duration 2.2 --size 160 120 --camera-rate 30 --overwrite
+	$(VENV)/bin/ros-gs replay $(OUT)/push.mcap --node physics_tracker --params config/physics_tracker_push.yaml \
+		--out $(OUT)/push_tracked.mcap --overwrite
+	$(VENV)/bin/ros-gs eval-objects $(OUT)/push_tracked.mcap $(OUT)/push.mcap --plot $(OUT)/push_tracking.png
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
