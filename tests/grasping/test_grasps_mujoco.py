@@ -108,3 +108,20 @@ def test_queries_that_match_nothing_or_cannot_be_grasped(tabletop) -> None:
             planner.query(bad)
     with pytest.raises(ConfigError, match="no scene"):
         GraspPlanner().query("the box")
+
+
+@pytest.mark.parametrize("query", ["the banana", "pick up the ball", "the box", "the tall carton"])
+def test_top_grasps_lift_the_object_in_mujoco(tabletop, query: str) -> None:
+    """MuJoCo executes the three best grasps with a gripper of the planner's dimensions: approach,
+    close, lift 15 cm.  A grasp moved 6 cm off the object lifts nothing (the check can fail)."""
+    from mujoco_gripper import execute
+
+    planner, spec, _, seen = tabletop
+    r = planner.query(query)
+    obj = spec.objects[seen[r.object_index]]
+    for g in r.grasps[:3]:
+        assert execute(spec.xml, g, planner.config.gripper, obj.body) > 0.12, (query, g.pose)
+    off = r.grasps[0]
+    moved = type(off)(off.pose.copy(), off.opening, off.score, off.contacts)
+    moved.pose[:3, 3] += 0.06 * off.pose[:3, 1]  # sideways, along the fingers' width
+    assert execute(spec.xml, moved, planner.config.gripper, obj.body) < 0.02

@@ -1,0 +1,83 @@
+"""Execute a planned grasp in MuJoCo: a floating parallel-jaw gripper with the planner's
+dimensions (mocap hand, two position-controlled fingers) approaches, closes and lifts.
+Shared by the grasp tests (not a test module)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ros_gs.grasping import Grasp, ParallelGripper
+
+
+def _quat_wxyz(R: np.ndarray) -> str:
+    x, y, z, w = Rotation.from_matrix(R).as_quat()
+    return f"{w} {x} {y} {z}"
+
+
+def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
+    """(body XML for the worldbody, actuator XML)."""
+    t, w, L, p = g.finger_thickness / 2, g.finger_width / 2, g.finger_length / 2, g.palm_depth / 2
+    span = g.max_opening / 2 + g.finger_thickness
+    finger = 'type="box" size="{t} {w} {L}" friction="1.0 0.005 0.0001" mass="0.05" rgba="0.2 0.2 0.22 1"'.format(t=t, w=w, L=L)
+    # a free hand welded to a mocap target: a mocap body has no velocity, so fingers moved with it
+    # would slide along the object without friction; the weld gives the hand real motion
+    body = (
+        '  <body name="hand_target" mocap="true" pos="0 0 2"/>\n'
+        '  <body name="hand" pos="0 0 2"><freejoint name="hand_joint"/>\n'
+        f'    <geom name="palm" type="box" size="{span} {w} {p}" pos="0 0 {-L - p}" rgba="0.3 0.3 0.32 1" mass="0.3"/>\n'
+        f'    <body name="finger_l"><joint name="slide_l" type="slide" axis="-1 0 0" range="0 {g.max_opening / 2}" damping="5"/>\n'
+        f'      <geom name="finger_l" {finger} pos="{-t} 0 0"/></body>\n'
+        f'    <body name="finger_r"><joint name="slide_r" type="slide" axis="1 0 0" range="0 {g.max_opening / 2}" damping="5"/>\n'
+        f'      <geom name="finger_r" {finger} pos="{t} 0 0"/></body>\n'
+        "  </body>\n"
+    )
+    act = ('  <equality><weld body1="hand_target" body2="hand" solref="0.005 1"/></equality>\n'
+           '  <actuator>\n'
+           '    <position name="act_l" joint="slide_l" kp="300" forcerange="-15 15" ctrlrange="0 0.05"/>\n'
+           '    <position name="act_r" joint="slide_r" kp="300" forcerange="-15 15" ctrlrange="0 0.05"/>\n'
+           '  </actuator>\n')
+    return body, act
+
+
+def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body: str, lift: float = 0.15) -> float:
+    """Run approach (from 12 cm back along the approach), close, lift by ``lift``; returns how
+    far the object rose (m)."""
+    import mujoco
+
+    body, act = gripper_xml(gripper)
+    xml = scene_xml.replace("</worldbody>", body + "  </worldbody>", 1).replace("</mujoco>", act + "</mujoco>", 1)
+    m = mujoco.MjModel.from_xml_string(xml)
+    d = mujoco.MjData(m)
+    if m.nkey:
+        mujoco.mj_resetDataKeyframe(m, d, 0)
+    obj = m.body(object_body).id
+    hand = m.body("hand_target").mocapid[0]
+    R, target = grasp.pose[:3, :3], grasp.pose[:3, 3]
+    approach = R[:, 2]
+    quat = [float(v) for v in _quat_wxyz(R).split()]
+    start = target - 0.12 * approach
+    d.mocap_quat[hand] = quat
+    d.mocap_pos[hand] = start
+    free = m.joint("hand_joint").qposadr[0]
+    d.qpos[free: free + 3], d.qpos[free + 3: free + 7] = start, quat  # the hand starts at its target
+    half = grasp.opening / 2
+    d.ctrl[:] = half
+    d.qpos[m.joint("slide_l").qposadr[0]] = d.qpos[m.joint("slide_r").qposadr[0]] = half
+
+    def run(seconds: float, pos_at) -> None:
+        n = int(round(seconds / m.opt.timestep))
+        for k in range(n):
+            d.mocap_pos[hand] = pos_at((k + 1) / n)
+            mujoco.mj_step(m, d)
+
+    mujoco.mj_forward(m, d)
+    run(0.3, lambda a: start)  # settle, open
+    z0 = d.xpos[obj][2]
+    run(0.6, lambda a: start + a * (target - start))  # approach
+    d.ctrl[:] = 0.0  # close (the force limit holds the object)
+    run(0.6, lambda a: target)
+    up = np.array([0.0, 0.0, lift])
+    run(1.0, lambda a: target + a * up)  # lift
+    run(0.3, lambda a: target + up)  # hold
+    return float(d.xpos[obj][2] - z0)
