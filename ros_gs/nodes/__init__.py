@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 NODES: dict[str, str] = {
+    "grasp_planner": "ros_gs.nodes.grasp_planner:GraspPlannerNode",
     "image_stats": "ros_gs.nodes.image_stats:ImageStatsNode",
     "lidar_odometry": "ros_gs.nodes.lidar_odometry:LidarOdometryNode",
     "mapper": "ros_gs.nodes.mapper:MapperNode",

@@ -48,9 +48,12 @@ def test_junk_pcap_is_one_error_line(tmp_path: Path, ouster_dir: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "pcap" in proc.stderr.lower()
 
 
-def test_nodes_lists_image_stats() -> None:
+def test_nodes_lists_every_node() -> None:
+    from ros_gs.nodes import NODES
+
     proc = run("nodes")
-    assert proc.returncode == 0 and proc.stdout.startswith("image_stats")
+    listed = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and listed == sorted(NODES) and "image_stats" in listed
 
 
 @pytest.mark.parametrize("args", [["bag"], ["--bogus"], ["bag", "info"], ["replay"]])

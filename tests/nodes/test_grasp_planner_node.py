@@ -1,0 +1,69 @@
+"""grasp_planner in replay on a MuJoCo tabletop bag: queries through its service return grasps
+on the named object, and MuJoCo lifts that object with them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
+from ros_gs.bags.reader import BagReader
+from ros_gs.grasping import Grasp, ParallelGripper
+from ros_gs.nodes.grasp_planner import GraspPlannerNode
+from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
+from ros_gs.sensors.poses import pose_msg_to_matrix
+from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grasping"))
+from mujoco_gripper import execute  # noqa: E402
+
+CAMERAS = ["/cameras/front", "/cameras/left", "/cameras/right"]
+
+
+@pytest.fixture(scope="module")
+def tabletop_bag(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tabletop") / "tabletop.mcap"
+    mujoco_scene_to_bag("tabletop", out, duration_s=0.35, width=320, height=240, progress=False)
+    return out
+
+
+def test_grasp_service_on_a_replayed_tabletop(tabletop_bag: Path, tmp_path: Path) -> None:
+    calls = [ServiceCall(0.1, "/grasp_planner/query_grasps", {"query": "the banana", "max_grasps": 3}),
+             ServiceCall(0.11, "/grasp_planner/query_grasps", {"query": "pick up the ball", "max_grasps": 0}),
+             ServiceCall(0.12, "/grasp_planner/query_grasps", {"query": "   ", "max_grasps": 0}),
+             ServiceCall(0.13, "/grasp_planner/query_grasps", {"query": "weather forecast for tomorrow", "max_grasps": 0})]
+    out = tmp_path / "grasps.mcap"
+    rt = ReplayRuntime(tabletop_bag, out, service_calls=calls,
+                       overrides={"grasp_planner": {"cameras": CAMERAS, "support_height": TABLE_TOP_Z}})
+    node = rt.add_node(GraspPlannerNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    banana, ball, empty, nothing = (c.response for c in report.services)
+    assert banana.ok and banana.label == "yellow banana-like capsule" and len(banana.grasps.poses) == 3
+    assert ball.ok and ball.label == "green ball" and 3 <= len(ball.grasps.poses) <= 10
+    assert list(banana.scores) == sorted(banana.scores, reverse=True)
+    assert not empty.ok and "empty" in empty.message
+    assert not nothing.ok and "no object matches" in nothing.message
+    assert node.queries == 4
+    with BagReader(out) as reader:
+        published = [m for _, m in reader.messages(["/grasp_planner/grasps"])]
+    assert [len(m.poses) for m in published] == [3, len(ball.grasps.poses), 0]  # an answer with none clears the display
+    assert published[0].header.frame_id == "world"
+    # the service's grasps, executed by MuJoCo, lift their objects
+    spec = build_scene("tabletop", width=320, height=240)
+    for resp, body in ((banana, "yellow_banana"), (ball, "green_ball")):
+        for pose, opening in list(zip(resp.grasps.poses, resp.openings))[:2]:
+            g = Grasp(pose_msg_to_matrix(pose), float(opening), 1.0, np.zeros((2, 3)))
+            assert execute(spec.xml, g, ParallelGripper(), body) > 0.12
+
+
+def test_grasp_service_before_any_image(tabletop_bag: Path, tmp_path: Path) -> None:
+    rt = ReplayRuntime(tabletop_bag, tmp_path / "none.mcap", service_calls=[
+        ServiceCall(0.1, "/grasp_planner/query_grasps", {"query": "the banana", "max_grasps": 3})],
+        overrides={"grasp_planner": {"cameras": ["/cameras/nowhere"]}})
+    rt.add_node(GraspPlannerNode)
+    (call,) = rt.run().services
+    assert not call.response.ok and "no complete camera set" in call.response.message
