@@ -67,6 +67,10 @@ demo: setup
 	$(VENV)/bin/ros-gs replay $(OUT)/push.mcap --node physics_tracker --params config/physics_tracker_push.yaml \
 		--out $(OUT)/push_tracked.mcap --overwrite
 	$(VENV)/bin/ros-gs eval-objects $(OUT)/push_tracked.mcap $(OUT)/push.mcap --plot $(OUT)/push_tracking.png
+	$(VENV)/bin/ros-gs bag from-mujoco tabletop $(OUT)/tabletop.mcap --duration 0.35 --overwrite
+	$(VENV)/bin/ros-gs replay $(OUT)/tabletop.mcap --node grasp_planner --params config/grasp_planner_tabletop.yaml \
+		--out $(OUT)/tabletop_grasps.mcap --overwrite --services config/services/demo_grasps.yaml \
+		--service-log $(OUT)/tabletop_grasps.yaml
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
