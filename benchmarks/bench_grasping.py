@@ -26,7 +26,8 @@ from mujoco_gripper import execute  # noqa: E402
 
 from ros_gs.grasping import GraspPlanner, SceneObject  # noqa: E402
 from ros_gs.grasping.draw import draw_grasps  # noqa: E402
-from ros_gs.sim.recorder import CameraFrame, GroundTruth, MujocoRecorder  # noqa: E402
+from ros_gs.semantics.instances import DepthView, instance_points  # noqa: E402
+from ros_gs.sim.recorder import CameraFrame, MujocoRecorder  # noqa: E402
 from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene  # noqa: E402
 
 QUERIES = {  # object -> a query that does not repeat its label
@@ -49,15 +50,9 @@ def scene_points(seed: int):
         if isinstance(ev, CameraFrame):
             frames.append(ev)
     rec.close()
-    points: dict[int, list[np.ndarray]] = {}
-    for f in frames:
-        v, u = np.nonzero((f.segmentation >= 0) & (f.depth > 0))
-        z = f.depth[v, u]
-        xyz = np.stack([(u - f.K[0, 2]) * z / f.K[0, 0], (v - f.K[1, 2]) * z / f.K[1, 1], z], axis=1)
-        world = xyz @ f.T_world_cam[:3, :3].T + f.T_world_cam[:3, 3]
-        for i in np.unique(f.segmentation[v, u]):
-            points.setdefault(int(i), []).append(world[f.segmentation[v, u] == i])
-    return spec, frames, {i: np.concatenate(p) for i, p in points.items()}
+    # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
+    points = instance_points([DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam) for f in frames])
+    return spec, frames, {i - 1: p for i, p in points.items()}
 
 
 def main() -> None:

@@ -111,13 +111,27 @@ def evaluate_odometry(odom_bag: Path | str, gt_bag: Path | str, odom_topic: str 
     return TrajectoryEval(len(stamps), len(est), rmse, path, aligned, G)
 
 
-def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") -> Path:
-    """Top view (x-y) and side view (x-z) of the aligned estimate over the ground truth."""
+def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, png: Path | str) -> Path:
+    fig.tight_layout()
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    _pyplot().close(fig)
+    return png
+
+
+def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") -> Path:
+    """Top view (x-y) and side view (x-z) of the aligned estimate over the ground truth."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     e, g = result.est_aligned[:, :3, 3], result.gt[:, :3, 3]
     for ax, (i, j, name) in zip(axes, ((0, 1, "x-y"), (0, 2, "x-z"))):
@@ -128,12 +142,7 @@ def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") 
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best")
     fig.suptitle(title or f"ATE {result.ate_rmse_m * 100:.2f} cm over {result.path_m:.2f} m ({result.matched} poses)")
-    fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return png
+    return _save(fig, png)
 
 
 @dataclass
@@ -195,11 +204,7 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
 
 def plot_object_errors(result: ObjectTrackEval, png: Path | str) -> Path:
     """Position and rotation error of each tracked object over time."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     t = (result.stamps - result.stamps[0]) * 1e-9
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for k, name in enumerate(result.names):
@@ -212,9 +217,4 @@ def plot_object_errors(result: ObjectTrackEval, png: Path | str) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle("tracked objects vs ground truth (motion since the first frame)")
-    fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return png
+    return _save(fig, png)

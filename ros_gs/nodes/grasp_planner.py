@@ -22,15 +22,13 @@ from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
 from ros_gs.grasping import GraspPlanner, GraspPlannerConfig, SceneObject
+from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_STATIC_QOS
-from ros_gs.sensors.camera import camera_from_info
-from ros_gs.sensors.image import depth_to_metres, image_to_numpy
+from ros_gs.runtime.qos import LATCHED_QOS
+from ros_gs.semantics.instances import instance_points
 from ros_gs.sensors.poses import matrix_to_pose
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
-from ros_gs.sensors.sync import ApproximateTimeSync
-from ros_gs.sensors.tf_buffer import TfBuffer
 
 
 class GraspPlannerParams(NodeParams):
@@ -52,18 +50,8 @@ class GraspPlannerNode:
         self.ctx = ctx
         self.params = p = ctx.get_params(GraspPlannerParams)
         self.planner = GraspPlanner(p.planner)
-        self._tf_static = TfBuffer()
-        ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self._tf_static.add_tf_message(m, static=True),
-                                TF_STATIC_QOS)
         ctx.create_subscription("std_msgs/msg/String", p.labels_topic, self.on_labels, LATCHED_QOS)
-        inputs = []
-        for cam in p.cameras:
-            c = cam.rstrip("/")
-            inputs += [("sensor_msgs/msg/Image", f"{c}/depth/image_raw"), ("sensor_msgs/msg/Image", f"{c}/segmentation"),
-                       ("sensor_msgs/msg/CameraInfo", f"{c}/color/camera_info")]
-        self.sync = ApproximateTimeSync(max(1, len(inputs)), int(p.sync_slop_s * 1e9), queue_size=10)
-        for i, (msgtype, topic) in enumerate(inputs):
-            ctx.create_subscription(msgtype, topic, lambda m, i=i: self.on_message(i, m), SENSOR_QOS)
+        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.grasps_topic)
         ctx.create_service("ros_gs/srv/QueryGrasps", "~/query_grasps", self.on_query)
         self.labels: dict[int, str] = {}
@@ -77,35 +65,19 @@ class GraspPlannerNode:
         except (ValueError, TypeError, AttributeError) as exc:
             raise SensorDataError(f"{self.params.labels_topic}: not a JSON object of instance id -> label ({exc})") from None
 
-    def on_message(self, index: int, msg) -> None:
-        for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
-            self.latest = msgs
+    def on_set(self, msgs) -> None:
+        self.latest = msgs
 
     def _scene(self) -> tuple[list[SceneObject], int]:
-        points: dict[int, list[np.ndarray]] = {}
-        msgs = self.latest
-        for k in range(0, len(msgs), 3):
-            depth_msg, seg_msg, info = msgs[k: k + 3]
-            K = camera_from_info(info).K
-            depth = depth_to_metres(depth_msg)
-            seg = image_to_numpy(seg_msg)
-            if seg.shape != depth.shape:
-                raise SensorDataError(f"segmentation {seg.shape} and depth {depth.shape} differ")
-            T = self._tf_static.lookup(self.params.world_frame, depth_msg.header.frame_id).matrix
-            v, u = np.nonzero((seg > 0) & np.isfinite(depth) & (depth > 0))
-            z = depth[v, u].astype(np.float64)
-            xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
-            world = xyz @ T[:3, :3].T + T[:3, 3]
-            ids = seg[v, u].astype(np.int64)
-            for i in np.unique(ids):
-                points.setdefault(int(i), []).append(world[ids == i])
+        views = self.cameras.views(self.latest, self.params.world_frame)
+        points = instance_points([v for v, _ in views])
         objects = []
-        for i in sorted(points):
+        for i, pts in points.items():
             if i not in self.labels:
                 self.ctx.count_skip("grasp_planner", InputError(f"instance {i} has no label on {self.params.labels_topic}"))
                 continue
-            objects.append(SceneObject(self.labels[i], np.concatenate(points[i])))
-        return objects, header_stamp_ns(msgs[0])
+            objects.append(SceneObject(self.labels[i], pts))
+        return objects, header_stamp_ns(self.latest[0])
 
     def on_query(self, request, response):
         p = self.params

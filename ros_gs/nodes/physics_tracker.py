@@ -22,21 +22,18 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ros_gs.errors import InputError, SensorDataError
+from ros_gs.errors import InputError
 from ros_gs.gaussians.model import C0
 from ros_gs.physics import Appearance, GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, visual_forces
 from ros_gs.physics.bodies import voxel_particles
 from ros_gs.render import Camera
 from ros_gs.render.camera import render_K
+from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
-from ros_gs.sensors.camera import camera_from_info
-from ros_gs.sensors.image import depth_to_metres, image_to_numpy
+from ros_gs.semantics.instances import instance_points
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
-from ros_gs.sensors.sync import ApproximateTimeSync
-from ros_gs.sensors.tf_buffer import TfBuffer
 
 # code colours of instances 1, 2, ... (the renderer compares them with the segmentation)
 CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
@@ -63,17 +60,7 @@ class PhysicsTrackerNode:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.params = p = ctx.get_params(PhysicsTrackerParams)
-        self._tf_static = TfBuffer()
-        ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self._tf_static.add_tf_message(m, static=True),
-                                TF_STATIC_QOS)
-        inputs = []
-        for cam in p.cameras:
-            c = cam.rstrip("/")
-            inputs += [("sensor_msgs/msg/Image", f"{c}/depth/image_raw"), ("sensor_msgs/msg/Image", f"{c}/segmentation"),
-                       ("sensor_msgs/msg/CameraInfo", f"{c}/color/camera_info")]
-        self.sync = ApproximateTimeSync(max(1, len(inputs)), int(p.sync_slop_s * 1e9), queue_size=10)
-        for i, (msgtype, topic) in enumerate(inputs):
-            ctx.create_subscription(msgtype, topic, lambda m, i=i: self.on_message(i, m), SENSOR_QOS)
+        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.world: World | None = None
@@ -81,41 +68,21 @@ class PhysicsTrackerNode:
         self._last_stamp: int | None = None
         self.frames = 0
 
-    def on_message(self, index: int, msg) -> None:
-        for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
-            self.ctx.guard("physics_tracker", self.on_set)(msgs)
-
-    def _views(self, msgs) -> list[tuple[Camera, np.ndarray, np.ndarray, np.ndarray]]:
-        """(render camera, depth (H, W) m, instance ids (H, W), T_world_cam) per camera."""
-        views = []
-        for k in range(0, len(msgs), 3):
-            depth_msg, seg_msg, info = msgs[k: k + 3]
-            pin = camera_from_info(info)
-            depth = depth_to_metres(depth_msg)
-            seg = image_to_numpy(seg_msg)
-            if seg.ndim != 2 or seg.shape != depth.shape or seg.shape != (pin.height, pin.width):
-                raise SensorDataError(f"segmentation {seg.shape}, depth {depth.shape} and CameraInfo "
-                                      f"{pin.height}x{pin.width} must agree")
-            frame = depth_msg.header.frame_id
-            T = self._tf_static.lookup(self.params.world_frame, frame).matrix  # TransformError: a counted skip
-            cam = Camera.from_pose(torch.as_tensor(render_K(pin.K), dtype=torch.float32),
-                                   torch.as_tensor(T, dtype=torch.float32), pin.width, pin.height)
-            views.append((cam, depth, seg.astype(np.int64), T, pin.K))
-        return views
-
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
         if self._last_stamp is not None and stamp <= self._last_stamp:
             raise InputError(f"image set at {stamp} ns is not after the last one ({self._last_stamp} ns)")
-        views = self._views(msgs)
+        views = self.cameras.views(msgs, self.params.world_frame)
         if self.world is None:
-            self._start(views)
+            self._start([v for v, _ in views])
         else:
             obs = []
-            for cam, _, seg, _, _ in views:
-                code = np.zeros(seg.shape + (3,), np.float32)
+            for view, pin in views:
+                cam = Camera.from_pose(torch.as_tensor(render_K(pin.K), dtype=torch.float32),
+                                       torch.as_tensor(view.T_world_cam, dtype=torch.float32), pin.width, pin.height)
+                code = np.zeros(view.instances.shape + (3,), np.float32)
                 for j, i in enumerate(self.ids):
-                    code[seg == i] = CODES[j]
+                    code[view.instances == i] = CODES[j]
                 obs.append(Observation(cam, torch.as_tensor(code)))
             forces, _ = visual_forces(self.world, self.binding, self.appearance, obs, self.params.forces)
             self.world.step((stamp - self._last_stamp) * 1e-9, forces)
@@ -125,19 +92,12 @@ class PhysicsTrackerNode:
 
     def _start(self, views) -> None:
         p = self.params
-        points: dict[int, list[np.ndarray]] = {}
-        for _, depth, seg, T, K in views:
-            v, u = np.nonzero((seg > 0) & np.isfinite(depth) & (depth > 0))
-            z = depth[v, u]
-            xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
-            world = xyz @ T[:3, :3].T + T[:3, 3]
-            for i in np.unique(seg[v, u]):
-                points.setdefault(int(i), []).append(world[seg[v, u] == i])
+        points = instance_points(views)
         world = World(p.world)
-        gauss, body, parts = [], [], []
+        gauss, body, parts, ids = [], [], [], []
         for i in sorted(points):
-            pts = np.concatenate(points[i])
-            if len(self.ids) >= p.max_objects:
+            pts = points[i]
+            if len(ids) >= p.max_objects:
                 self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: more than max_objects={p.max_objects}"))
                 continue
             if len(pts) < p.min_points:
@@ -150,10 +110,10 @@ class PhysicsTrackerNode:
             world.add_body(particles, T, mass=p.density * len(particles) * p.spacing**3, radius=p.spacing / 2, name=f"tracked/{i}")
             keys = np.unique(np.floor(pts / p.gaussian_spacing).astype(np.int64), axis=0)
             gauss.append((keys + 0.5) * p.gaussian_spacing)
-            body.append(np.full(len(keys), len(self.ids)))
+            body.append(np.full(len(keys), len(ids)))
             parts.append(particles)
-            self.ids.append(i)
-        if not self.ids:
+            ids.append(i)
+        if not ids:
             raise InputError("no instance with enough depth points in the first image set: waiting for the next")
         world.finalize()
         means = np.concatenate(gauss)
@@ -162,8 +122,8 @@ class PhysicsTrackerNode:
         self.appearance = Appearance(scales=torch.full((n, 3), 0.6 * p.gaussian_spacing), opacities=torch.full((n,), 0.95),
                                      sh=torch.as_tensor((cols - 0.5) / C0, dtype=torch.float32)[:, None, :])
         self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), np.concatenate(body), world.poses(), parts)
-        self.world = world
-        self.ctx.logger.info("tracking instances %s (%d particles, %d Gaussians)", self.ids, world.num_particles, n)
+        self.world, self.ids = world, ids
+        self.ctx.logger.info("tracking instances %s (%d particles, %d Gaussians)", ids, world.num_particles, n)
 
     def _publish(self, stamp: int) -> None:
         p, make = self.params, self.ctx.make

@@ -14,6 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 from ros_gs.errors import ConfigError  # noqa: E402
 from ros_gs.grasping import GraspPlanner, SceneObject  # noqa: E402
+from ros_gs.semantics.instances import DepthView, instance_points  # noqa: E402
 from ros_gs.sim.geometry import sdf  # noqa: E402
 from ros_gs.sim.recorder import CameraFrame, GroundTruth, MujocoRecorder  # noqa: E402
 from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene  # noqa: E402
@@ -32,17 +33,12 @@ def tabletop():
         elif isinstance(ev, GroundTruth) and gt is None:
             gt = ev
     rec.close()
-    points: dict[int, list[np.ndarray]] = {}
-    for f in frames:
-        v, u = np.nonzero((f.segmentation >= 0) & (f.depth > 0))
-        z = f.depth[v, u]
-        xyz = np.stack([(u - f.K[0, 2]) * z / f.K[0, 0], (v - f.K[1, 2]) * z / f.K[1, 1], z], axis=1)
-        world = xyz @ f.T_world_cam[:3, :3].T + f.T_world_cam[:3, 3]
-        for i in np.unique(f.segmentation[v, u]):
-            points.setdefault(int(i), []).append(world[f.segmentation[v, u] == i])
+    # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
+    points = {i - 1: p for i, p in instance_points([DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam)
+                                                     for f in frames]).items()}
     seen = sorted(points)
     planner = GraspPlanner()
-    planner.set_scene([SceneObject(spec.objects[i].label, np.concatenate(points[i])) for i in seen], TABLE_TOP_Z)
+    planner.set_scene([SceneObject(spec.objects[i].label, points[i]) for i in seen], TABLE_TOP_Z)
     return planner, spec, gt, seen
 
 

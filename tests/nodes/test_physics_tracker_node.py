@@ -43,3 +43,13 @@ def test_physics_tracker_follows_the_push(push_bag: Path, tmp_path: Path) -> Non
               f"rotation mean {rot.mean():.1f} deg")
         assert r.moved_m[k] > 0.1  # the paddle pushes the box into the cylinder: both travel
         assert e.mean() < 0.015 and e.max() < 0.03 and rot.mean() < 5.0
+    # the same through the command line, with its plot
+    from typer.testing import CliRunner
+
+    from ros_gs.cli.main import app
+
+    png = tmp_path / "objects.png"
+    res = CliRunner().invoke(app, ["eval-objects", str(out), str(push_bag), "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert "tracked/1 = red_box" in res.output and "tracked/2 = blue_cylinder" in res.output
+    assert png.stat().st_size > 10_000
