@@ -240,6 +240,10 @@ class Mapper:
             T, fitness, ok = self._relocalise(f, src)
         elif not self.trajectory:
             T = self.initial_pose.copy()
+        elif cfg.tracking == "prior":
+            if motion_prior is None:
+                raise InputError("tracking='prior' needs the motion_prior of every frame after the first")
+            T = self.current_pose(-1) @ orthonormalize(motion_prior)
         else:
             T_prev = self.current_pose(-1)
             T_pred = T_prev.copy()
