@@ -63,11 +63,11 @@ def bench_visual(device: str, steps: int = 20) -> dict:
     w.add_body(particles, _pose(0, 0, HALF), mass=0.2, radius=SPACING / 2)
     w.finalize()
     cfg = VisualForceConfig(gain=2e-4, damping=10.0, backend="cpu")
-    w.step(1 / 30, visual_forces(w, bind, app, obs, cfg)[0])
+    w.step(1 / 30, visual_forces(w, bind, app, obs, cfg, dt=1 / 30)[0])
     t_forces = t_step = 0.0
     for _ in range(steps):
         t0 = time.perf_counter()
-        f, _ = visual_forces(w, bind, app, obs, cfg)
+        f, _ = visual_forces(w, bind, app, obs, cfg, dt=1 / 30)
         t1 = time.perf_counter()
         w.step(1 / 30, f)
         t_step += time.perf_counter() - t1

@@ -152,7 +152,7 @@ class ObjectTrackEval:
     ids: list[int]  # instance ids (tracked/<id>)
     names: list[str]  # ground-truth object of each id (instance id = object index + 1)
     stamps: np.ndarray  # (T,) ns
-    position_error_m: np.ndarray  # (T, K) |displacement estimate - displacement truth|
+    position_error_m: np.ndarray  # (T, K) |object origin carried by the estimated motion - true origin|
     rotation_error_deg: np.ndarray  # (T, K) angle of (R_est(t) R_est(0)^T)^T R_gt(t) R_gt(0)^T
     moved_m: np.ndarray  # (K,) true displacement at the last stamp
 
@@ -161,7 +161,8 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
     """Objects published on /tf as ``<prefix><instance id>`` (``physics_tracker``) against the
     ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags, where ``name`` is
     object ``id - 1`` of ``/ground_truth/objects``.  The tracker's body frames start where its
-    first points were, so motions since the first matched stamp are compared, not poses."""
+    first points were, so motions since the first matched stamp are compared, not poses: the true
+    object origin at the first stamp, moved by the estimated motion, against the true origin."""
     import json
 
     with BagReader(gt_bag) as reader:
@@ -193,7 +194,12 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
         raise DatasetError(f"only {len(kept)} tracked stamps have ground truth: need 2 or more")
     G = np.array(rows_p)  # (T, K, 4, 4)
     E = np.array([[tracked[i][s] for i in ids] for s in kept])
-    dpos = (E[:, :, :3, 3] - E[:1, :, :3, 3]) - (G[:, :, :3, 3] - G[:1, :, :3, 3])
+    # follow one material point: the true object origin at the first stamp, carried by the
+    # estimate's motion, against where the object origin truly is (the tracker's body frame has
+    # another origin, so comparing origins would count rotation as translation)
+    p0 = np.einsum("kij,kj->ki", np.linalg.inv(E[0]), np.c_[G[0, :, :3, 3], np.ones(len(ids))])
+    carried = np.einsum("tkij,kj->tki", E, p0)[..., :3]
+    dpos = carried - G[:, :, :3, 3]
     r_est = np.einsum("tkij,kjl->tkil", E[:, :, :3, :3], np.transpose(E[0, :, :3, :3], (0, 2, 1)))
     r_gt = np.einsum("tkij,kjl->tkil", G[:, :, :3, :3], np.transpose(G[0, :, :3, :3], (0, 2, 1)))
     rel = np.einsum("tkji,tkjl->tkil", r_est, r_gt)

@@ -5,9 +5,10 @@ AnyGrasp) are learned models whose weights cannot be downloaded here, and GPD ne
 and a GPU-free ROS 1 stack.  Sampling antipodal pairs on the Gaussians' points with a
 friction-cone test is the classic geometric method (GaussianGrasper ranks such candidates too).
 
-For a seed point with outward normal n, the closing axis is a = -n; the opposite contact is the
-farthest object point near the line through the seed along a whose outward normal lies inside
-the friction cone around a.  Around a, approach directions are tried at ``approach_angles``
+For a seed point with outward normal n, the opposite contact is the farthest object point near
+the line through the seed along -n whose outward normal points along -n; the fingers then
+close along the line through the two contacts, and both normals must lie inside the friction
+cone around it.  Around a, approach directions are tried at ``approach_angles``
 steps; the gripper may sit back along the approach (the contacts stay on the pads) to clear the
 object and the scene.  A grasp is kept when no scene point is inside a finger or the palm and no
 gripper corner is below the support plane.
@@ -19,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy.spatial import cKDTree
 
 from ros_gs.errors import ConfigError
@@ -29,12 +30,19 @@ from ros_gs.grasping.gripper import ParallelGripper
 class AntipodalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("standoffs")
+    @classmethod
+    def _on_the_pads(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (0.0 <= s < 0.5) for s in v):
+            raise ValueError(f"standoffs must each lie in [0, 0.5) (fractions of the finger length), got {v}")
+        return v
+
     seeds: int = Field(400, ge=1, le=100_000, description="seed points sampled on the object")
     friction_angle_deg: float = Field(20.0, gt=0.0, lt=90.0, description="half-angle of the friction cone the contact normals must lie in")
     line_radius: float = Field(0.004, gt=0.0, description="opposite contacts are searched this close (m) to the closing line")
     min_width: float = Field(0.005, ge=0.0, description="narrower contact pairs are dropped (m)")
     approach_angles: int = Field(12, ge=1, le=72, description="approach directions tried around each closing axis")
-    standoffs: tuple[float, ...] = Field((0.0, 0.2, 0.4), description="how far the gripper may sit back along the approach, as fractions of the finger length")
+    standoffs: tuple[float, ...] = Field((0.0, 0.2, 0.4), min_length=1, description="how far the gripper may sit back along the approach, as fractions of the finger length (each in [0, 0.5): the contacts stay on the pads)")
     collision_margin: float = Field(0.003, ge=0.0, description="scene points this close to the gripper count as collisions (m)")
     support_margin: float = Field(0.005, ge=0.0, description="the gripper stays this far above the support plane (m)")
     top_down_weight: float = Field(0.5, ge=0.0, le=1.0, description="score = quality x (1 - w + w x top-downness): how much approaching from above is preferred")
@@ -99,11 +107,17 @@ def sample_grasps(points: np.ndarray, normals: np.ndarray, scene_points: np.ndar
         if not ok.any():
             continue
         j = int(np.flatnonzero(ok)[np.argmax(along[ok])])
-        width = float(along[j])
+        # the fingers close along the contact line itself; both normals must lie in its cone
+        a = P[j] - P[i]
+        width = float(np.linalg.norm(a))
+        a = a / width
+        c_i, c_j = float(-Nn[i] @ a), float(Nn[j] @ a)
+        if c_i < cos_fc or c_j < cos_fc:
+            continue
         opening = width + 2 * gripper.clearance
         if opening > gripper.max_opening:
             continue
-        quality = 0.5 * (float(-Nn[i] @ a) + float(Nn[j] @ a))  # 1: both normals on the closing line
+        quality = 0.5 * (c_i + c_j)  # 1: both normals on the closing line
         centre = 0.5 * (P[i] + P[j])
         u = np.cross(a, [0.0, 0.0, 1.0] if abs(a[2]) < 0.9 else [1.0, 0.0, 0.0])
         u /= np.linalg.norm(u)

@@ -24,7 +24,7 @@ class ParallelGripper(BaseModel):
     finger_thickness: float = Field(0.012, gt=0.0, description="finger size along the closing axis")
     finger_width: float = Field(0.02, gt=0.0, description="finger size along y")
     palm_depth: float = Field(0.03, gt=0.0, description="palm size along the approach, behind the fingers")
-    clearance: float = Field(0.005, ge=0.0, description="each finger opens this far beyond its contact (m)")
+    clearance: float = Field(0.004, ge=0.0, description="each finger opens this far beyond its contact (m)")
 
     def boxes(self, opening: float) -> np.ndarray:
         """(3, 2, 3) min/max corners of the left finger, right finger and palm in the grasp frame."""

@@ -22,9 +22,14 @@ from ros_gs.sensors.tf_buffer import TfBuffer
 
 
 class CameraSetInput:
-    """Subscribes to the cameras and calls ``on_set(msgs)`` with each matched set (3 per camera)."""
+    """Subscribes to the cameras and calls ``on_set(msgs)`` with each matched set (3 per camera).
+    A message more than ``jump_back_s`` older than the newest matched one means the clock
+    jumped back: matching starts afresh (smaller disorder is dropped as stale by the sync)."""
 
-    def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None]) -> None:
+    def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None],
+                 jump_back_s: float = 1.0) -> None:
+        self.jump_back_ns = int(jump_back_s * 1e9)
+        self.time_jumps = 0
         self.tf_static = TfBuffer()
         ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
                                 TF_STATIC_QOS)
@@ -39,7 +44,14 @@ class CameraSetInput:
             ctx.create_subscription(msgtype, topic, lambda m, i=i: self._on_message(i, m), SENSOR_QOS)
 
     def _on_message(self, index: int, msg) -> None:
-        for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
+        stamp = header_stamp_ns(msg)
+        newest = self.sync.newest_emitted_ns
+        if newest is not None and stamp < newest - self.jump_back_ns:
+            # the clock jumped back (a bag looped, a simulator restarted): start matching afresh,
+            # else every message would be dropped as stale until time caught up
+            self.sync.reset()
+            self.time_jumps += 1
+        for msgs in self.sync.add(index, stamp, msg):
             self._on_set(msgs)
 
     def views(self, msgs, world_frame: str) -> list[tuple[DepthView, PinholeCamera]]:

@@ -57,13 +57,24 @@ class GraspPlannerNode:
         self.labels: dict[int, str] = {}
         self.latest = None  # the newest complete camera set
         self.queries = 0
+        if not p.cameras:
+            ctx.logger.warning("no cameras configured (parameter 'cameras'): every query will be answered 'no camera set'")
 
     def on_labels(self, msg) -> None:
         try:
             raw = json.loads(msg.data)
-            self.labels = {int(k): str(v) for k, v in raw.items()}
+            if not isinstance(raw, dict):
+                raise TypeError(f"a JSON {type(raw).__name__}")
+            items = [(int(k), v) for k, v in raw.items()]
         except (ValueError, TypeError, AttributeError) as exc:
             raise SensorDataError(f"{self.params.labels_topic}: not a JSON object of instance id -> label ({exc})") from None
+        labels = {}
+        for i, v in items:
+            if isinstance(v, str) and v.strip():
+                labels[i] = v.strip()
+            else:  # one bad entry must not break every query
+                self.ctx.count_skip("grasp_planner", InputError(f"{self.params.labels_topic}: instance {i} has no usable label ({v!r})"))
+        self.labels = labels
 
     def on_set(self, msgs) -> None:
         self.latest = msgs

@@ -6,7 +6,8 @@ between and through frames.
 Inputs, per camera namespace ``C`` in ``cameras``: ``C/depth/image_raw`` (metres or mm),
 ``C/segmentation`` (16UC1 instance ids, 0 = no object, as an instance detector publishes) and
 ``C/color/camera_info``; camera poses from /tf_static (``world_frame`` -> the images' frame).
-On the first complete set each instance's depth pixels, from every camera, become its points:
+On the first complete set each instance's depth pixels, from every camera, become its points
+(again after a gap longer than ``restart_after_s``, time going backwards or a diverged world):
 particles fill them down to ``world.ground_height`` (the support the objects rest on), and Gaussians
 sit on them, coloured with the instance's code colour.  Every later set is the observation that
 the visual forces pull the world towards, stepped by the time between the sets.
@@ -18,11 +19,13 @@ instance order; ``header.frame_id`` = ``world_frame``) and /tf ``world_frame`` -
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from pydantic import Field
 
-from ros_gs.errors import InputError
+from ros_gs.errors import ConfigError, InputError
 from ros_gs.gaussians.model import C0
 from ros_gs.physics import Appearance, GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, visual_forces
 from ros_gs.physics.bodies import voxel_particles
@@ -49,6 +52,8 @@ class PhysicsTrackerParams(NodeParams):
     max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
     gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
     objects_topic: str = Field("~/objects", description="geometry_msgs/PoseArray of the tracked objects")
+    max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
+    restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -67,12 +72,18 @@ class PhysicsTrackerNode:
         self.ids: list[int] = []
         self._last_stamp: int | None = None
         self.frames = 0
+        self.restarts = 0
+        if not p.cameras:
+            ctx.logger.warning("no cameras configured (parameter 'cameras'): nothing to track")
 
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
-        if self._last_stamp is not None and stamp <= self._last_stamp:
-            raise InputError(f"image set at {stamp} ns is not after the last one ({self._last_stamp} ns)")
         views = self.cameras.views(msgs, self.params.world_frame)
+        if self.world is not None:
+            gap = (stamp - self._last_stamp) * 1e-9
+            if gap <= 0 or gap > self.params.restart_after_s:
+                why = "time went backwards" if gap <= 0 else f"{gap:.2f} s without images"
+                self._restart(f"{why} (set at {stamp} ns after {self._last_stamp} ns)")
         if self.world is None:
             self._start([v for v, _ in views])
         else:
@@ -84,11 +95,23 @@ class PhysicsTrackerNode:
                 for j, i in enumerate(self.ids):
                     code[view.instances == i] = CODES[j]
                 obs.append(Observation(cam, torch.as_tensor(code)))
-            forces, _ = visual_forces(self.world, self.binding, self.appearance, obs, self.params.forces)
-            self.world.step((stamp - self._last_stamp) * 1e-9, forces)
+            gap = (stamp - self._last_stamp) * 1e-9
+            n = max(1, math.ceil(gap / self.params.max_step_s))
+            forces, _ = visual_forces(self.world, self.binding, self.appearance, obs, self.params.forces, dt=gap / n)
+            for _ in range(n):
+                self.world.step(gap / n, forces)
+            if not np.isfinite(self.world.poses()).all():
+                self._restart("the simulation diverged (non-finite poses)")
+                self._last_stamp = stamp
+                return
         self._last_stamp = stamp
         self.frames += 1
         self._publish(stamp)
+
+    def _restart(self, why: str) -> None:
+        """Drop the world; the next image set builds the objects again (a counted skip says why)."""
+        self.ctx.count_skip("physics_tracker", InputError(f"objects rebuilt: {why}"))
+        self.world, self.ids, self.restarts = None, [], self.restarts + 1
 
     def _start(self, views) -> None:
         p = self.params
@@ -104,7 +127,11 @@ class PhysicsTrackerNode:
                 self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {len(pts)} depth points < min_points"))
                 continue
             centre = pts.mean(axis=0)
-            particles = voxel_particles(pts - centre, p.spacing, floor=p.world.ground_height - centre[2])
+            try:
+                particles = voxel_particles(pts - centre, p.spacing, floor=min(p.world.ground_height - centre[2], (pts - centre)[:, 2].min()))
+            except ConfigError as exc:  # e.g. a body too large for the particle budget
+                self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {exc}"))
+                continue
             T = np.eye(4)
             T[:3, 3] = centre
             world.add_body(particles, T, mass=p.density * len(particles) * p.spacing**3, radius=p.spacing / 2, name=f"tracked/{i}")

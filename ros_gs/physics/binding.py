@@ -47,7 +47,10 @@ class GaussianBinding:
         R, t = T[b, :3, :3], T[b, :3, 3]
         self.means_local = torch.as_tensor(np.einsum("nji,nj->ni", R, mu - t))  # R^T (mu - t)
         q_inv = _wxyz(np.transpose(T[:, :3, :3], (0, 2, 1)))[b]
-        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        norm = np.linalg.norm(q, axis=1, keepdims=True)
+        if (norm < 1e-12).any():
+            raise ConfigError(f"binding: {int((norm < 1e-12).sum())} quaternions are zero")
+        qn = q / norm
         self.quats_local = _wxyz_mul(torch.as_tensor(q_inv), torch.as_tensor(qn))
         self.body = torch.as_tensor(b)
         offsets = np.cumsum([0] + [len(p) for p in particles])

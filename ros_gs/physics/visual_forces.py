@@ -14,6 +14,7 @@ gravity and friction keep it physical.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,12 +59,20 @@ class Appearance:
 
 
 def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance,
-                  observations: list[Observation], config: VisualForceConfig | None = None) -> tuple[np.ndarray, float]:
-    """Particle forces (P, 3) in newtons for ``world.step`` and the summed squared image error
-    (mean over cameras) of the world's current state."""
+                  observations: list[Observation], config: VisualForceConfig | None = None,
+                  dt: float | None = None) -> tuple[np.ndarray, float]:
+    """Particle forces (P, 3) in newtons for ``world.step(dt, forces)`` and the summed squared
+    image error (mean over cameras) of the world's current state.
+
+    ``dt``: the step the forces will be held for.  The drag then takes away exactly the share
+    ``1 - exp(-damping dt)`` of each particle's velocity, which is stable for any step (a drag
+    of ``-damping m v`` held for ``dt`` reverses the velocity once ``damping dt > 1``, and grows
+    it beyond 2); without ``dt`` the plain ``-damping m v`` is used (small steps only)."""
     cfg = config or VisualForceConfig()
     if not observations:
         raise ConfigError("visual_forces: no observations")
+    if dt is not None and not (np.isfinite(dt) and dt > 0):
+        raise ConfigError(f"visual_forces: dt must be a positive number, got {dt}")
     if binding.num_particles != world.num_particles:
         raise ConfigError(f"binding has {binding.num_particles} particles, the world {world.num_particles}")
     means, quats = binding.posed(world.poses())
@@ -79,7 +88,10 @@ def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance
         out = render_tensors(means, quats, appearance.scales, appearance.opacities, appearance.sh, cam, backend=cfg.backend)
         err = ((out.rgb - rgb.to(out.rgb.device)) ** 2).sum(dim=-1)
         if obs.mask is not None:
-            err = err * torch.as_tensor(obs.mask, device=err.device).to(err.dtype)
+            mask = torch.as_tensor(obs.mask)
+            if tuple(mask.shape) != (cam.height, cam.width):
+                raise ConfigError(f"observation mask {tuple(mask.shape)} does not match its camera ({cam.height}, {cam.width})")
+            err = err * mask.to(device=err.device, dtype=err.dtype)
         loss = err.sum() / len(observations)
         loss.backward()
         total += float(loss.detach())
@@ -89,5 +101,6 @@ def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance
     np.add.at(forces, binding.particle, f)
     norm = np.linalg.norm(forces, axis=1, keepdims=True)
     forces *= np.minimum(1.0, cfg.max_force / np.maximum(norm, 1e-12))
-    forces -= cfg.damping * world.particle_masses()[:, None] * world.particle_velocities()
+    rate = cfg.damping if dt is None else -math.expm1(-cfg.damping * dt) / dt
+    forces -= rate * world.particle_masses()[:, None] * world.particle_velocities()
     return forces, total

@@ -182,18 +182,19 @@ class World:
             raise ConfigError(f"World.step: dt must be a positive number, got {dt}")
         wrench = None if particle_forces is None else self.wrenches(particle_forces).astype(np.float32)
         h = dt / self.config.substeps
+        most = 0
         for _ in range(self.config.substeps):
             self._pipeline.collide(self._state, self._contacts)
+            most = max(most, int(self._contacts.rigid_contact_count.numpy()[0]))
             self._state.clear_forces()
             if wrench is not None:
                 self._state.body_f.assign(wrench)
             self._solver.step(self._state, self._next, self._control, self._contacts, h)
             self._state, self._next = self._next, self._state
-        n = int(self._contacts.rigid_contact_count.numpy()[0])
-        if n > self._contact_capacity:
+        if most > self._contact_capacity:
             self.contact_overflows += 1
             log.warning("physics: %d contacts over the buffer of %d (contacts were dropped; %d times so far)",
-                        n, self._contact_capacity, self.contact_overflows)
+                        most, self._contact_capacity, self.contact_overflows)
         self.time += dt
 
     # -- reading --------------------------------------------------------------------------

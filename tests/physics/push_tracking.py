@@ -80,7 +80,7 @@ def track(spec, stamps, frames, gts, config: VisualForceConfig | None, spacing: 
                     seen = f.segmentation >= 0
                     code[seen] = CODES[f.segmentation[seen]]
                     obs.append(Observation(cam, torch.as_tensor(code)))
-                forces, _ = visual_forces(world, bind, app, obs, config)
+                forces, _ = visual_forces(world, bind, app, obs, config, dt=(st - stamps[k - 1]) * 1e-9)
             world.step((st - stamps[k - 1]) * 1e-9, forces)
         P = world.poses()
         errors.append([np.linalg.norm(P[i, :3, 3] - gts[st].objects[o.name][:3, 3]) for i, o in enumerate(spec.objects)])

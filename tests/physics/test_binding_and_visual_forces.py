@@ -87,7 +87,7 @@ def test_visual_forces_pull_the_body_to_the_observed_pose(yaw: float) -> None:
         w.finalize()
         losses = []
         for _ in range(30):  # 1 s
-            f, loss = visual_forces(w, bind, app, obs, cfg.model_copy(update={"gain": gain}))
+            f, loss = visual_forces(w, bind, app, obs, cfg.model_copy(update={"gain": gain}), dt=1 / 30)
             losses.append(loss)
             w.step(1 / 30, f)
         T = w.poses()[0]
@@ -119,3 +119,24 @@ def test_no_error_no_force_and_bad_observations() -> None:
     bad[0, 0, 0] = float("nan")
     with pytest.raises(ConfigError, match="NaN"):
         visual_forces(w, bind, app, [Observation(obs[0].camera, bad)])
+
+
+def test_drag_is_stable_for_long_steps() -> None:
+    """Held over dt, the drag removes the share 1 - exp(-damping dt) of the velocity: a free cube
+    slows down monotonically at 0.15 s steps, where the plain -damping m v (damping dt = 3)
+    would reverse and grow the velocity."""
+    bind, app, particles = cube_binding()
+    cfg = VisualForceConfig(gain=0.0, damping=20.0, backend="cpu")
+    w = World(WorldConfig(device="cpu", gravity=0.0, ground=False))
+    w.add_body(particles, pose((0, 0, 1)), mass=0.2, radius=SPACING / 2, velocity=(0.1, 0, 0))
+    w.finalize()
+    obs = _observe(bind, app, pose((0, 0, 1)))
+    speeds = []
+    for _ in range(5):
+        f, _ = visual_forces(w, bind, app, obs, cfg, dt=0.15)
+        w.step(0.15, f)
+        speeds.append(w.velocities()[0, 0])
+    assert all(0 <= b <= a for a, b in zip([0.1] + speeds, speeds)) and speeds[-1] < 1e-3, speeds
+    assert speeds[0] == pytest.approx(0.1 * np.exp(-20 * 0.15), abs=2e-3)
+    with pytest.raises(ConfigError, match="dt"):
+        visual_forces(w, bind, app, obs, cfg, dt=0.0)

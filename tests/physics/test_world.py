@@ -146,7 +146,9 @@ def test_voxel_particles_keep_the_extent_and_fill() -> None:
     assert np.allclose(p.min(axis=0) - SPACING / 2, [-0.05, -0.04, -0.03], atol=2.5e-3)
     assert len(p) == 5 * 4 * 3  # filled, not a shell
     assert len(voxel_particles(surface, SPACING, fill=False)) < len(p)
-    top = surface[surface[:, 2] > 0.0]  # seen from above only: filled down to the floor
-    assert voxel_particles(top, SPACING, floor=-0.03)[:, 2].min() < -0.015
+    top = surface[surface[:, 2] > 0.029]  # the top face alone: filled down to the floor, solid
+    assert len(voxel_particles(top, SPACING, floor=-0.03)) == 5 * 4 * 3
+    flat = voxel_particles(np.array([[0.0, 0.0, 0.1], [0.1, 0.0, 0.1]]), SPACING)  # no extent in y and z
+    assert np.allclose(flat[:, 1:], [0.0, 0.1])
     with pytest.raises(ConfigError):
         voxel_particles(np.full((3, 3), np.nan), SPACING)
