@@ -33,8 +33,8 @@ class VisualForceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    gain: float = Field(3e-3, ge=0.0, description="newtons per unit gradient of the summed squared RGB error (per camera) with respect to a Gaussian's mean (m). Scene dependent: 3e-3 (with damping 20) tracks MuJoCo's push scene from 160x120 segmentation codes (one colour per object: only silhouettes pull); a cube with six differently coloured faces seen at 96x72 pulls harder and needs 2e-4 (damping 10), being unstable at 3e-3")
-    damping: float = Field(20.0, ge=0.0, description="with the visual force, a drag -damping * m * v on every particle (1/s): a spring without it overshoots; summed over a body it is -damping * (m v, I w)")
+    gain: float = Field(3e-3, ge=0.0, description="newtons per unit gradient of the summed squared RGB error (per camera) with respect to a Gaussian's mean (m). Scene dependent: 3e-3 (with damping 30) tracks MuJoCo's push scene from 160x120 segmentation codes (one colour per object: only silhouettes pull); a cube with six differently coloured faces seen at 96x72 pulls harder and needs 2e-4 (damping 10), being unstable at 3e-3")
+    damping: float = Field(30.0, ge=0.0, description="with the visual force, a drag -damping * m * v on every particle (1/s): a spring without it overshoots; summed over a body it is -damping * (m v, I w)")
     max_force: float = Field(1.0, gt=0.0, description="a particle's visual force is clipped to this many newtons")
     backend: str = Field("auto", description="render backend (see ros_gs.render)")
 
