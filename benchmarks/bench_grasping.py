@@ -22,13 +22,11 @@ os.environ.setdefault("MUJOCO_GL", "osmesa")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "grasping"))
 
-from mujoco_gripper import execute  # noqa: E402
+from mujoco_gripper import execute, record_tabletop  # noqa: E402
 
 from ros_gs.grasping import GraspPlanner, SceneObject  # noqa: E402
 from ros_gs.grasping.draw import draw_grasps  # noqa: E402
-from ros_gs.semantics.instances import DepthView, instance_points  # noqa: E402
-from ros_gs.sim.recorder import CameraFrame, MujocoRecorder  # noqa: E402
-from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene  # noqa: E402
+from ros_gs.sim.scenes import TABLE_TOP_Z  # noqa: E402
 
 QUERIES = {  # object -> a query that does not repeat its label
     "red_box": "the red block",
@@ -42,19 +40,6 @@ QUERIES = {  # object -> a query that does not repeat its label
 }
 
 
-def scene_points(seed: int):
-    spec = build_scene("tabletop", seed=seed, width=320, height=240, num_cameras=3)
-    rec = MujocoRecorder(spec, camera_rate_hz=10.0)
-    frames = []
-    for ev in rec.run(0.05):
-        if isinstance(ev, CameraFrame):
-            frames.append(ev)
-    rec.close()
-    # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
-    points = instance_points([DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam) for f in frames])
-    return spec, frames, {i - 1: p for i, p in points.items()}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
@@ -63,7 +48,7 @@ def main() -> None:
     rows = []
     print(f"{'seed':>4} {'query':28} {'chosen':16} {'grasps':>6} {'plan s':>7} {'lift cm':>8}")
     for seed in range(args.seeds):
-        spec, frames, points = scene_points(seed)
+        spec, frames, _, points = record_tabletop(seed)
         seen = sorted(points)
         planner = GraspPlanner()
         planner.set_scene([SceneObject(spec.objects[i].label, points[i]) for i in seen], TABLE_TOP_Z)

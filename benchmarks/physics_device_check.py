@@ -10,19 +10,16 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from scipy.spatial.transform import Rotation
+import sys
 
-from ros_gs.physics import World, WorldConfig, box_particles
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "physics"))
+from scenes import pose  # noqa: E402
+
+from ros_gs.physics import World, WorldConfig, box_particles  # noqa: E402
 
 HALF, SPACING = 0.05, 0.02
-
-
-def pose(pos, euler_deg=(0.0, 0.0, 0.0)) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_euler("xyz", euler_deg, degrees=True).as_matrix()
-    T[:3, 3] = pos
-    return T
 
 
 def run(device: str, bodies, seconds: float) -> np.ndarray:

@@ -81,3 +81,28 @@ def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body:
     run(1.0, lambda a: target + a * up)  # lift
     run(0.3, lambda a: target + up)  # hold
     return float(d.xpos[obj][2] - z0)
+
+
+def record_tabletop(seed: int = 0, width: int = 320, height: int = 240):
+    """MuJoCo's tabletop at rest: (spec, one CameraFrame per table camera, GroundTruth,
+    {object index: world depth points})."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    from ros_gs.semantics.instances import DepthView, instance_points
+    from ros_gs.sim.recorder import CameraFrame, GroundTruth, MujocoRecorder
+    from ros_gs.sim.scenes import build_scene
+
+    spec = build_scene("tabletop", seed=seed, width=width, height=height, num_cameras=3)
+    rec = MujocoRecorder(spec, camera_rate_hz=10.0)
+    frames, gt = [], None
+    for ev in rec.run(0.05):
+        if isinstance(ev, CameraFrame):
+            frames.append(ev)
+        elif isinstance(ev, GroundTruth) and gt is None:
+            gt = ev
+    rec.close()
+    frames = frames[:3]
+    # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
+    views = [DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam) for f in frames]
+    return spec, frames, gt, {i - 1: p for i, p in instance_points(views).items()}

@@ -12,7 +12,7 @@ import torch
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
-from mujoco_gripper import execute  # noqa: E402
+from mujoco_gripper import execute, record_tabletop  # noqa: E402
 
 from ros_gs.errors import InputError, SensorDataError  # noqa: E402
 from ros_gs.grasping import GraspPlanner, SceneObject  # noqa: E402
@@ -23,22 +23,12 @@ from ros_gs.render import Camera  # noqa: E402
 from ros_gs.render.camera import render_K  # noqa: E402
 from ros_gs.semantics.instances import label_gaussians  # noqa: E402
 from ros_gs.sim.geometry import sdf  # noqa: E402
-from ros_gs.sim.recorder import CameraFrame, GroundTruth, MujocoRecorder  # noqa: E402
-from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene  # noqa: E402
+from ros_gs.sim.scenes import TABLE_TOP_Z  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def labelled_map():
-    spec = build_scene("tabletop", width=320, height=240, num_cameras=3)
-    rec = MujocoRecorder(spec, camera_rate_hz=10.0)
-    frames, gt = [], None
-    for ev in rec.run(0.05):
-        if isinstance(ev, CameraFrame):
-            frames.append(ev)
-        elif isinstance(ev, GroundTruth) and gt is None:
-            gt = ev
-    rec.close()
-    frames = frames[:3]  # one image per camera
+    spec, frames, gt, _ = record_tabletop()  # one image per camera
     mapper = Mapper(MapperConfig(tracking="prior", pose_graph=False))
     for k, f in enumerate(frames):
         prior = None if k == 0 else np.linalg.inv(frames[k - 1].T_world_cam) @ f.T_world_cam

@@ -12,30 +12,19 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
+from mujoco_gripper import record_tabletop  # noqa: E402
+
 from ros_gs.errors import ConfigError  # noqa: E402
 from ros_gs.grasping import GraspPlanner, SceneObject  # noqa: E402
-from ros_gs.semantics.instances import DepthView, instance_points  # noqa: E402
 from ros_gs.sim.geometry import sdf  # noqa: E402
-from ros_gs.sim.recorder import CameraFrame, GroundTruth, MujocoRecorder  # noqa: E402
-from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene  # noqa: E402
+from ros_gs.sim.scenes import TABLE_TOP_Z  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def tabletop():
     """The planner set on the objects' depth points from the three table cameras (world frame),
     plus MuJoCo's spec and true poses."""
-    spec = build_scene("tabletop", width=320, height=240, num_cameras=3)
-    rec = MujocoRecorder(spec, camera_rate_hz=10.0)
-    frames, gt = [], None
-    for ev in rec.run(0.05):
-        if isinstance(ev, CameraFrame):
-            frames.append(ev)
-        elif isinstance(ev, GroundTruth) and gt is None:
-            gt = ev
-    rec.close()
-    # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
-    points = {i - 1: p for i, p in instance_points([DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam)
-                                                     for f in frames]).items()}
+    spec, _, gt, points = record_tabletop()
     seen = sorted(points)
     planner = GraspPlanner()
     planner.set_scene([SceneObject(spec.objects[i].label, points[i]) for i in seen], TABLE_TOP_Z)

@@ -29,6 +29,16 @@ def cube_surface_gaussians(half: float, step: float = 0.01) -> tuple[np.ndarray,
     return pts, app
 
 
+def pose(pos, euler_deg=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """4x4 pose from a position and xyz Euler angles in degrees."""
+    from scipy.spatial.transform import Rotation
+
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", euler_deg, degrees=True).as_matrix()
+    T[:3, 3] = pos
+    return T
+
+
 def look_at(eye, target) -> np.ndarray:
     """Camera-to-world pose of an OpenCV camera at ``eye`` looking at ``target`` (z up world)."""
     eye = np.asarray(eye, dtype=float)

@@ -13,7 +13,8 @@ from ros_gs.errors import ConfigError
 from ros_gs.physics import GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, box_particles, visual_forces
 from ros_gs.render import render_tensors
 from scenes import cameras, cube_surface_gaussians
-from test_world import HALF, SPACING, pose
+from scenes import pose
+from test_world import HALF, SPACING
 
 IDENTITY_Q = np.array([1.0, 0.0, 0.0, 0.0])
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.spatial.transform import Rotation
 
 from mujoco_reference import run_boxes
+from scenes import pose
 from ros_gs.errors import ConfigError
 from ros_gs.physics import World, WorldConfig, box_particles
 
 HALF, SPACING = 0.05, 0.02
-
-
-def pose(pos, euler_deg=(0.0, 0.0, 0.0)) -> np.ndarray:
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_euler("xyz", euler_deg, degrees=True).as_matrix()
-    T[:3, 3] = pos
-    return T
 
 
 def simulate(boxes: list[dict], velocities, times, config: WorldConfig | None = None) -> tuple[np.ndarray, World]:
