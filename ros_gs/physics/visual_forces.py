@@ -34,7 +34,7 @@ class VisualForceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gain: float = Field(3e-3, ge=0.0, description="newtons per unit gradient of the summed squared RGB error (per camera) with respect to a Gaussian's mean (m). Scene dependent: 3e-3 (with damping 30) tracks MuJoCo's push scene from 160x120 segmentation codes (one colour per object: only silhouettes pull); a cube with six differently coloured faces seen at 96x72 pulls harder and needs 2e-4 (damping 10), being unstable at 3e-3")
-    damping: float = Field(30.0, ge=0.0, description="with the visual force, a drag -damping * m * v on every particle (1/s): a spring without it overshoots; summed over a body it is -damping * (m v, I w)")
+    damping: float = Field(30.0, ge=0.0, description="with the visual force, a drag on every particle (1/s) that takes the share 1 - exp(-damping dt) of its velocity over a step dt (about -damping * m * v for small steps; summed over a body, -damping * (m v, I w)): a spring without it overshoots")
     max_force: float = Field(1.0, gt=0.0, description="a particle's visual force is clipped to this many newtons")
     backend: str = Field("auto", description="render backend (see ros_gs.render)")
 
@@ -95,7 +95,10 @@ def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance
         loss = err.sum() / len(observations)
         loss.backward()
         total += float(loss.detach())
-    g = means.grad.detach().cpu().numpy().astype(np.float64)
+    if means.grad is None:  # no Gaussian in any view: the images say nothing about the bodies
+        g = np.zeros((len(binding), 3))
+    else:
+        g = means.grad.detach().cpu().numpy().astype(np.float64)
     f = -cfg.gain * g
     forces = np.zeros((binding.num_particles, 3))
     np.add.at(forces, binding.particle, f)

@@ -112,6 +112,11 @@ def test_no_error_no_force_and_bad_observations() -> None:
     obs = _observe(bind, app, T)
     f, loss = visual_forces(w, bind, app, obs, VisualForceConfig(gain=2e-4, damping=10.0, backend="cpu"))
     assert loss < 1e-8 and np.abs(f).max() < 1e-6
+    w_far = World(WorldConfig(device="cpu"))  # out of every view: the images say nothing, no force
+    w_far.add_body(particles, pose((5, 5, HALF)), mass=0.2, radius=SPACING / 2)
+    w_far.finalize()
+    f_far, loss_far = visual_forces(w_far, bind, app, [Observation(obs[0].camera, torch.zeros_like(obs[0].rgb))], dt=1 / 30)
+    assert np.abs(f_far).max() == 0.0 and loss_far == 0.0
     with pytest.raises(ConfigError, match="no observations"):
         visual_forces(w, bind, app, [])
     with pytest.raises(ConfigError, match="does not match its camera"):
