@@ -71,6 +71,8 @@ demo: setup
 	$(VENV)/bin/ros-gs replay $(OUT)/tabletop.mcap --node grasp_planner --params config/grasp_planner_tabletop.yaml \
 		--out $(OUT)/tabletop_grasps.mcap --overwrite --services config/services/demo_grasps.yaml \
 		--service-log $(OUT)/tabletop_grasps.yaml
+	$(VENV)/bin/ros-gs grasp $(OUT)/tabletop.mcap "the banana" --params config/grasp_planner_tabletop.yaml \
+		--png $(OUT)/tabletop_grasps.png
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

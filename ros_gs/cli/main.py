@@ -296,6 +296,75 @@ def eval_objects_cmd(
 
 
 @app.command()
+def grasp(
+    bag: Annotated[Path, typer.Argument(help="bag with depth, instance segmentation, CameraInfo and colour of static cameras, /tf_static and instance labels (e.g. `ros-gs bag from-mujoco tabletop`)")],
+    query: Annotated[str, typer.Argument(help="which object, in words: 'the banana', 'something to drink from'")],
+    params: Annotated[list[Path], typer.Option(help="grasp_planner parameter YAML (its cameras, support height)")] = [],
+    at: Annotated[float, typer.Option(help="ask this many seconds into the bag")] = 0.1,
+    max_grasps: Annotated[int, typer.Option(help="at most this many grasps")] = 5,
+    png: Annotated[Optional[Path], typer.Option(help="draw the grasps over a camera's colour image here")] = None,
+    camera: Annotated[Optional[str], typer.Option(help="camera namespace to draw on (default: the first of the node's cameras)")] = None,
+) -> None:
+    """Ask the grasp_planner node for grasps on the object a text names, on a recorded bag."""
+    import numpy as np
+
+    from ros_gs.bags.reader import BagReader
+    from ros_gs.grasping import Grasp
+    from ros_gs.grasping.draw import draw_grasps
+    from ros_gs.nodes.grasp_planner import GraspPlannerNode
+    from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
+    from ros_gs.sensors.camera import camera_from_info
+    from ros_gs.sensors.image import image_to_numpy
+    from ros_gs.sensors.poses import pose_msg_to_matrix
+    from ros_gs.sensors.stamps import header_stamp_ns
+    from ros_gs.sensors.tf_buffer import TfBuffer
+
+    if not at >= 0 or max_grasps < 1:
+        raise InputError(f"--at must be >= 0 s and --max-grasps >= 1 (got {at}, {max_grasps})")
+    call = ServiceCall(at, "/grasp_planner/query_grasps", {"query": query, "max_grasps": max_grasps})
+    runtime = ReplayRuntime(bag, None, param_files=params, service_calls=[call])
+    node = runtime.add_node(GraspPlannerNode)
+    if not node.params.cameras:
+        raise InputError("the grasp_planner has no cameras: give --params with its 'cameras' (e.g. config/grasp_planner_tabletop.yaml)")
+    report = runtime.run(duration_s=at + 0.01)
+    if not report.services:
+        raise InputError(f"the bag ends before {at} s: no query was made")
+    r = report.services[0].response
+    if not r.ok:
+        typer.echo(f"no grasps for {query!r}: {r.message}")
+        raise typer.Exit(1)
+    typer.echo(f"{query!r} -> {r.label!r} (similarity {r.similarity:.2f}); {len(r.grasps.poses)} grasps in {r.grasps.header.frame_id}:")
+    poses = [pose_msg_to_matrix(p) for p in r.grasps.poses]
+    for k, (T, score, opening) in enumerate(zip(poses, r.scores, r.openings)):
+        typer.echo(f"  {k}: score {score:.2f}, opening {opening * 100:.1f} cm, at {np.round(T[:3, 3], 3).tolist()}, "
+                   f"approach {np.round(T[:3, 2], 2).tolist()}")
+    if png is None:
+        return
+    cam = (camera or node.params.cameras[0]).rstrip("/")
+    stamp = header_stamp_ns(r.grasps)
+    tf, image, info = TfBuffer(), None, None
+    with BagReader(bag) as reader:
+        for raw, msg in reader.messages(["/tf_static", f"{cam}/color/image_raw", f"{cam}/color/camera_info"]):
+            if raw.topic == "/tf_static":
+                tf.add_tf_message(msg, static=True)
+            elif raw.topic.endswith("image_raw") and (image is None or abs(header_stamp_ns(msg) - stamp) < abs(header_stamp_ns(image) - stamp)):
+                image = msg
+            elif raw.topic.endswith("camera_info"):
+                info = msg
+    if image is None or info is None:
+        raise InputError(f"{bag} has no {cam}/color/image_raw or {cam}/color/camera_info to draw on")
+    T_world_cam = tf.lookup(node.params.world_frame, image.header.frame_id).matrix
+    grasps = [Grasp(T, float(o), float(s), np.zeros((2, 3))) for T, s, o in zip(poses, r.scores, r.openings)]
+    drawn = draw_grasps(image_to_numpy(image), camera_from_info(info).K, T_world_cam, grasps, node.params.planner.gripper,
+                        max_grasps=len(grasps))
+    from PIL import Image
+
+    png.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(drawn).save(png)
+    typer.echo(f"  drawn over {cam}: {png}")
+
+
+@app.command()
 def nodes(
     params: Annotated[Optional[str], typer.Option(help="print this node's default parameters as ROS 2 YAML instead")] = None,
 ) -> None:

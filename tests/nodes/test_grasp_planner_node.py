@@ -67,3 +67,19 @@ def test_grasp_service_before_any_image(tabletop_bag: Path, tmp_path: Path) -> N
     rt.add_node(GraspPlannerNode)
     (call,) = rt.run().services
     assert not call.response.ok and "no complete camera set" in call.response.message
+
+
+def test_grasp_command_answers_and_draws(tabletop_bag: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ros_gs.cli.main import app
+
+    params = str(Path(__file__).resolve().parents[2] / "config" / "grasp_planner_tabletop.yaml")
+    png = tmp_path / "grasps.png"
+    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "pick up the ball", "--params", params, "--png", str(png)])
+    assert res.exit_code == 0, res.output
+    assert "'green ball'" in res.output and "0: score" in res.output and png.stat().st_size > 10_000
+    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "weather forecast for tomorrow", "--params", params])
+    assert res.exit_code == 1 and "no object matches" in res.output
+    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball"])  # no cameras configured
+    assert res.exit_code != 0 and "--params" in f"{res.output}{res.exception}"  # a clear error, not a crash
