@@ -327,9 +327,11 @@ def grasp(
     if not node.params.cameras:
         raise InputError("the grasp_planner has no cameras: give --params with its 'cameras' (e.g. config/grasp_planner_tabletop.yaml)")
     report = runtime.run(duration_s=at + 0.01)
-    if not report.services:
-        raise InputError(f"the bag ends before {at} s: no query was made")
-    r = report.services[0].response
+    answer = report.services[0] if report.services else None
+    if answer is None or answer.response is None:
+        why = f": {answer.error}" if answer is not None and answer.error else ""
+        raise InputError(f"no answer to the query at {at} s (does the bag last that long?){why}")
+    r = answer.response
     if not r.ok:
         typer.echo(f"no grasps for {query!r}: {r.message}")
         raise typer.Exit(1)

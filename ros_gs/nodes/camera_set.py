@@ -24,12 +24,16 @@ from ros_gs.sensors.tf_buffer import TfBuffer
 class CameraSetInput:
     """Subscribes to the cameras and calls ``on_set(msgs)`` with each matched set (3 per camera).
     A message more than ``jump_back_s`` older than the newest matched one means the clock
-    jumped back: matching starts afresh (smaller disorder is dropped as stale by the sync)."""
+    jumped back: matching starts afresh (smaller disorder is dropped as stale by the sync, so a
+    bag looped faster than ``jump_back_s`` needs a smaller one)."""
 
     def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None],
                  jump_back_s: float = 1.0) -> None:
         self.jump_back_ns = int(jump_back_s * 1e9)
         self.time_jumps = 0
+        self.old_timeline_drops = 0
+        self._fence: int | None = None  # while set: the newest stamp of the timeline before a jump back
+        self._new_max = 0
         self.tf_static = TfBuffer()
         ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
                                 TF_STATIC_QOS)
@@ -46,11 +50,22 @@ class CameraSetInput:
     def _on_message(self, index: int, msg) -> None:
         stamp = header_stamp_ns(msg)
         newest = self.sync.newest_emitted_ns
-        if newest is not None and stamp < newest - self.jump_back_ns:
+        if self._fence is not None:
+            # after a jump back, late messages of the old timeline (far ahead of the new one) would
+            # sit in the queues and match among themselves: drop them until the new timeline
+            # has passed where the old one ended
+            if stamp > self._new_max + self.jump_back_ns:
+                self.old_timeline_drops += 1
+                return
+            self._new_max = max(self._new_max, stamp)
+            if self._new_max >= self._fence:
+                self._fence = None
+        elif newest is not None and stamp < newest - self.jump_back_ns:
             # the clock jumped back (a bag looped, a simulator restarted): start matching afresh,
             # else every message would be dropped as stale until time caught up
             self.sync.reset()
             self.time_jumps += 1
+            self._fence, self._new_max = newest, stamp
         for msgs in self.sync.add(index, stamp, msg):
             self._on_set(msgs)
 

@@ -27,7 +27,8 @@ from pydantic import Field
 
 from ros_gs.errors import ConfigError, InputError
 from ros_gs.gaussians.model import C0
-from ros_gs.physics import Appearance, GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, visual_forces
+from ros_gs.physics import (Appearance, GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, drag_forces,
+                            visual_forces)
 from ros_gs.physics.bodies import voxel_particles
 from ros_gs.render import Camera
 from ros_gs.render.camera import render_K
@@ -54,6 +55,7 @@ class PhysicsTrackerParams(NodeParams):
     objects_topic: str = Field("~/objects", description="geometry_msgs/PoseArray of the tracked objects")
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
+    time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -65,7 +67,7 @@ class PhysicsTrackerNode:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.params = p = ctx.get_params(PhysicsTrackerParams)
-        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set))
+        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set), p.time_jump_s)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.world: World | None = None
@@ -73,6 +75,7 @@ class PhysicsTrackerNode:
         self._last_stamp: int | None = None
         self.frames = 0
         self.restarts = 0
+        self._restarted_last = self._warned_slow = False
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): nothing to track")
 
@@ -83,7 +86,12 @@ class PhysicsTrackerNode:
             gap = (stamp - self._last_stamp) * 1e-9
             if gap <= 0 or gap > self.params.restart_after_s:
                 why = "time went backwards" if gap <= 0 else f"{gap:.2f} s without images"
+                if gap > 0 and self._restarted_last and not self._warned_slow:
+                    self._warned_slow = True
+                    self.ctx.logger.warning("image sets come more than restart_after_s = %.2f s apart: the objects are "
+                                            "rebuilt on every set (raise restart_after_s for slow cameras)", self.params.restart_after_s)
                 self._restart(f"{why} (set at {stamp} ns after {self._last_stamp} ns)")
+        self._restarted_last = self.world is None and self._last_stamp is not None
         if self.world is None:
             self._start([v for v, _ in views])
         else:
@@ -97,9 +105,11 @@ class PhysicsTrackerNode:
                 obs.append(Observation(cam, torch.as_tensor(code)))
             gap = (stamp - self._last_stamp) * 1e-9
             n = max(1, math.ceil(gap / self.params.max_step_s))
-            forces, _ = visual_forces(self.world, self.binding, self.appearance, obs, self.params.forces, dt=gap / n)
+            # the image pulls once per set; the drag follows the velocity through the pieces
+            pull, _ = visual_forces(self.world, self.binding, self.appearance, obs,
+                                    self.params.forces.model_copy(update={"damping": 0.0}))
             for _ in range(n):
-                self.world.step(gap / n, forces)
+                self.world.step(gap / n, pull + drag_forces(self.world, self.params.forces.damping, gap / n))
             if not np.isfinite(self.world.poses()).all():
                 self._restart("the simulation diverged (non-finite poses)")
                 self._last_stamp = stamp

@@ -9,8 +9,8 @@ ride on them, and visual forces that pull the simulation towards what the camera
 
 from ros_gs.physics.binding import GaussianBinding
 from ros_gs.physics.bodies import box_particles, voxel_particles
-from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, visual_forces
+from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, drag_forces, visual_forces
 from ros_gs.physics.world import World, WorldConfig
 
 __all__ = ["Appearance", "GaussianBinding", "Observation", "VisualForceConfig", "World", "WorldConfig",
-           "box_particles", "visual_forces", "voxel_particles"]
+           "box_particles", "drag_forces", "visual_forces", "voxel_particles"]

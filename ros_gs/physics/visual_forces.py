@@ -104,6 +104,13 @@ def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance
     np.add.at(forces, binding.particle, f)
     norm = np.linalg.norm(forces, axis=1, keepdims=True)
     forces *= np.minimum(1.0, cfg.max_force / np.maximum(norm, 1e-12))
-    rate = cfg.damping if dt is None else -math.expm1(-cfg.damping * dt) / dt
-    forces -= rate * world.particle_masses()[:, None] * world.particle_velocities()
-    return forces, total
+    return forces + drag_forces(world, cfg.damping, dt), total
+
+
+def drag_forces(world: World, damping: float, dt: float | None = None) -> np.ndarray:
+    """(P, 3) the drag of :func:`visual_forces` for the world's current velocities: held over
+    ``dt`` it removes the share ``1 - exp(-damping dt)`` of each particle's velocity (``dt``
+    None: ``-damping m v``).  Recompute it for every step the forces are held over: a drag from
+    the velocity of the first of several steps removes that share again and again."""
+    rate = damping if dt is None else -math.expm1(-damping * dt) / dt
+    return -rate * world.particle_masses()[:, None] * world.particle_velocities()

@@ -81,5 +81,7 @@ def test_grasp_command_answers_and_draws(tabletop_bag: Path, tmp_path: Path) -> 
     assert "'green ball'" in res.output and "0: score" in res.output and png.stat().st_size > 10_000
     res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "weather forecast for tomorrow", "--params", params])
     assert res.exit_code == 1 and "no object matches" in res.output
+    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball", "--params", params, "--at", "5"])
+    assert res.exit_code != 0 and "no answer" in f"{res.output}{res.exception}"  # after the bag's end
     res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball"])  # no cameras configured
     assert res.exit_code != 0 and "--params" in f"{res.output}{res.exception}"  # a clear error, not a crash

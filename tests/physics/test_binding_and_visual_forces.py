@@ -146,3 +146,17 @@ def test_drag_is_stable_for_long_steps() -> None:
     assert speeds[0] == pytest.approx(0.1 * np.exp(-20 * 0.15), abs=2e-3)
     with pytest.raises(ConfigError, match="dt"):
         visual_forces(w, bind, app, obs, cfg, dt=0.0)
+
+
+def test_drag_recomputed_over_pieces_of_a_long_gap() -> None:
+    """A gap simulated in pieces, with the drag recomputed from the velocity before each piece
+    (as physics_tracker does), removes exp(-damping gap) of the velocity in all: no reversal."""
+    from ros_gs.physics import drag_forces
+
+    _, _, particles = cube_binding()
+    w = World(WorldConfig(device="cpu", gravity=0.0, ground=False))
+    w.add_body(particles, pose((0, 0, 1)), mass=0.2, radius=SPACING / 2, velocity=(1.0, 0, 0))
+    w.finalize()
+    for _ in range(4):  # a 0.2 s gap in pieces of 0.05 s
+        w.step(0.05, drag_forces(w, 30.0, 0.05))
+    assert w.velocities()[0, 0] == pytest.approx(np.exp(-30 * 0.2), rel=0.05)
