@@ -650,12 +650,12 @@ class GaussianMap:
             return 0
         slots = self.active_slots()[sel]
         gi = g[sel]
-        qR = torch.as_tensor(_matrix_to_wxyz(R.cpu().numpy()), dtype=torch.float64, device=self._device)
+        qR = torch.as_tensor(matrix_to_wxyz(R.cpu().numpy()), dtype=torch.float64, device=self._device)
         with torch.no_grad():
             mu = self._buf["means"][slots].to(torch.float64)
             self._buf["means"][slots] = (torch.einsum("nij,nj->ni", R[gi], mu) + t[gi]).to(self._buf["means"].dtype)
             q = self._buf["quats"][slots].to(torch.float64)
-            self._buf["quats"][slots] = _wxyz_mul(qR[gi], q).to(self._buf["quats"].dtype)
+            self._buf["quats"][slots] = wxyz_mul(qR[gi], q).to(self._buf["quats"].dtype)
         return int(slots.numel())
 
     def compact(self, force: bool = False) -> bool:
@@ -745,7 +745,7 @@ class GaussianMap:
         return out
 
 
-def _wxyz_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def wxyz_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product of (..., 4) quaternions stored (w, x, y, z)."""
     aw, ax, ay, az = a.unbind(-1)
     bw, bx, by, bz = b.unbind(-1)
@@ -755,7 +755,7 @@ def _wxyz_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
                         aw * bz + ax * by - ay * bx + az * bw), -1)
 
 
-def _matrix_to_wxyz(R: np.ndarray) -> np.ndarray:
+def matrix_to_wxyz(R: np.ndarray) -> np.ndarray:
     """(K, 3, 3) rotation matrices -> (K, 4) unit quaternions (w, x, y, z) via scipy."""
     from scipy.spatial.transform import Rotation
 

@@ -10,21 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 from torch import Tensor
 
 from ros_gs.errors import ConfigError
-
-
-def _wxyz_mul(a: Tensor, b: Tensor) -> Tensor:
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw], dim=-1)
-
-
-def _wxyz(R: np.ndarray) -> np.ndarray:
-    return np.roll(Rotation.from_matrix(R).as_quat(), 1, axis=-1)  # scipy: x, y, z, w
+from ros_gs.gaussians.model import matrix_to_wxyz, wxyz_mul
 
 
 class GaussianBinding:
@@ -46,12 +35,12 @@ class GaussianBinding:
             raise ConfigError("binding: means, quats and poses must be finite")
         R, t = T[b, :3, :3], T[b, :3, 3]
         self.means_local = torch.as_tensor(np.einsum("nji,nj->ni", R, mu - t))  # R^T (mu - t)
-        q_inv = _wxyz(np.transpose(T[:, :3, :3], (0, 2, 1)))[b]
+        q_inv = matrix_to_wxyz(np.transpose(T[:, :3, :3], (0, 2, 1)))[b]
         norm = np.linalg.norm(q, axis=1, keepdims=True)
         if (norm < 1e-12).any():
             raise ConfigError(f"binding: {int((norm < 1e-12).sum())} quaternions are zero")
         qn = q / norm
-        self.quats_local = _wxyz_mul(torch.as_tensor(q_inv), torch.as_tensor(qn))
+        self.quats_local = wxyz_mul(torch.as_tensor(q_inv), torch.as_tensor(qn))
         self.body = torch.as_tensor(b)
         offsets = np.cumsum([0] + [len(p) for p in particles])
         self.particle = np.empty(len(b), dtype=np.int64)
@@ -71,5 +60,5 @@ class GaussianBinding:
         R = torch.as_tensor(T[:, :3, :3])[self.body]
         t = torch.as_tensor(T[:, :3, 3])[self.body]
         means = torch.einsum("nij,nj->ni", R, self.means_local) + t
-        quats = _wxyz_mul(torch.as_tensor(_wxyz(T[:, :3, :3]))[self.body], self.quats_local)
+        quats = wxyz_mul(torch.as_tensor(matrix_to_wxyz(T[:, :3, :3]))[self.body], self.quats_local)
         return means.to(dtype), quats.to(dtype)

@@ -34,10 +34,8 @@ def primitive_particles(shape: str, size, spacing: float) -> np.ndarray:
         raise ConfigError(f"particle spacing must be > 0, got {spacing}")
     if shape == "box":
         return box_particles(s, spacing)
-    half = np.array([s[0], s[0], s[0]]) if shape == "sphere" else np.array([s[0], s[0], s[1]])
-    counts = np.maximum(1, np.round(2 * half / spacing).astype(int))
-    axes = [(np.arange(c) + 0.5) * (2 * h / c) - h for c, h in zip(counts, half)]
-    p = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    # the grid of the bounding box, then the centres inside the shape
+    p = box_particles([s[0], s[0], s[0] if shape == "sphere" else s[1]], spacing)
     r2 = (p[:, 0] ** 2 + p[:, 1] ** 2 + (p[:, 2] ** 2 if shape == "sphere" else 0.0))
     keep = r2 <= s[0] ** 2
     return p[keep] if keep.any() else np.zeros((1, 3))

@@ -164,13 +164,12 @@ class World:
             raise ConfigError(f"particle_forces must be ({self.num_particles}, 3), got {f.shape}")
         if not np.isfinite(f).all():
             raise ConfigError("particle_forces hold NaN or inf")
-        x = self.particle_positions()
-        com = self.centres_of_mass()
+        arms = self._lever_arms()
         out = np.zeros((len(self.bodies), 6))
         for i, bd in enumerate(self.bodies):
             fi = f[bd.start:bd.stop]
             out[i, :3] = fi.sum(axis=0)
-            out[i, 3:] = np.cross(x[bd.start:bd.stop] - com[i], fi).sum(axis=0)
+            out[i, 3:] = np.cross(arms[bd.start:bd.stop], fi).sum(axis=0)
         return out
 
     def step(self, dt: float, particle_forces: np.ndarray | None = None) -> None:
@@ -222,9 +221,14 @@ class World:
 
     def particle_velocities(self) -> np.ndarray:
         """(P, 3) m/s: the velocity of the body's material at each particle centre, ``v + w x r``."""
-        x, com, qd = self.particle_positions(), self.centres_of_mass(), self.velocities()
-        return np.concatenate([qd[i, :3] + np.cross(qd[i, 3:], x[bd.start:bd.stop] - com[i])
-                               for i, bd in enumerate(self.bodies)])
+        arms, qd = self._lever_arms(), self.velocities()
+        return np.concatenate([qd[i, :3] + np.cross(qd[i, 3:], arms[bd.start:bd.stop]) for i, bd in enumerate(self.bodies)])
+
+    def _lever_arms(self) -> np.ndarray:
+        """(P, 3) each particle centre minus its body's centre of mass, world frame (one read of
+        the poses: on CUDA every read is a copy from the device)."""
+        R = self.poses()[:, :3, :3]
+        return np.concatenate([(bd.points_local - self._com_local[i]) @ R[i].T for i, bd in enumerate(self.bodies)])
 
     def particle_positions(self) -> np.ndarray:
         """(P, 3) particle centres in the world frame."""

@@ -5,14 +5,9 @@ Shared by the grasp tests (not a test module)."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from ros_gs.grasping import Grasp, ParallelGripper
-
-
-def _quat_wxyz(R: np.ndarray) -> str:
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return f"{w} {x} {y} {z}"
+from ros_gs.sim.geometry import matrix_to_quat
 
 
 def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
@@ -55,7 +50,7 @@ def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body:
     hand = m.body("hand_target").mocapid[0]
     R, target = grasp.pose[:3, :3], grasp.pose[:3, 3]
     approach = R[:, 2]
-    quat = [float(v) for v in _quat_wxyz(R).split()]
+    quat = matrix_to_quat(R)  # MuJoCo's order: w, x, y, z
     start = target - 0.12 * approach
     d.mocap_quat[hand] = quat
     d.mocap_pos[hand] = start
