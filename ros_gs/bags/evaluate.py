@@ -182,17 +182,17 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
         raise DatasetError(f"{tracked_bag}: no /tf frames {prefix}<id> matching the {len(names)} ground-truth objects")
     gt = tf_ground_truth(gt_bag)
     stamps = sorted(set.intersection(*(set(tracked[i]) for i in ids)))
-    rows_p, rows_r, kept = [], [], []
+    truths, kept = [], []
     for s in stamps:
         try:
             truth = [gt.lookup("world", f"gt/{names[i - 1]}", s).matrix for i in ids]
         except TransformError:
             continue
         kept.append(s)
-        rows_p.append(truth)
+        truths.append(truth)
     if len(kept) < 2:
         raise DatasetError(f"only {len(kept)} tracked stamps have ground truth: need 2 or more")
-    G = np.array(rows_p)  # (T, K, 4, 4)
+    G = np.array(truths)  # (T, K, 4, 4)
     E = np.array([[tracked[i][s] for i in ids] for s in kept])
     # follow one material point: the true object origin at the first stamp, carried by the
     # estimate's motion, against where the object origin truly is (the tracker's body frame has
