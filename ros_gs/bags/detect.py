@@ -79,3 +79,37 @@ def detect_sensor_topics(bag: Path | str) -> SensorTopics:
     if imus:
         out.imu = imus[0].topic
     return out
+
+
+@dataclass
+class ObjectCameras:
+    """The static RGB-D cameras of a bag as the object nodes read them (namespaces ``C`` with
+    ``C/depth/image_raw`` and ``C/color/camera_info``), whether every one has colour and
+    ``C/segmentation``, whether instance labels are there, and the fixed frame: ``world`` when
+    /tf_static knows it, else "" (the first camera's optical frame)."""
+
+    cameras: list[str]
+    colour: bool
+    segmentation: bool
+    labels: bool
+    world_frame: str
+
+
+def detect_object_cameras(bag: Path | str, labels_topic: str = "/segmentation/labels") -> ObjectCameras:
+    """Static cameras for the grasp planner and physics tracker, by topic name."""
+    with BagReader(bag) as reader:
+        topics = reader.topics()
+        frames: set[str] = set()
+        if "/tf_static" in topics:
+            for _, msg in reader.messages(["/tf_static"]):
+                for t in msg.transforms:
+                    frames.update((t.header.frame_id.lstrip("/"), t.child_frame_id.lstrip("/")))
+    cams = sorted(t[: -len("/depth/image_raw")] for t in topics
+                  if t.endswith("/depth/image_raw") and f"{t[: -len('/depth/image_raw')]}/color/camera_info" in topics)
+    return ObjectCameras(
+        cams,
+        bool(cams) and all(f"{c}/color/image_raw" in topics for c in cams),
+        bool(cams) and all(f"{c}/segmentation" in topics for c in cams),
+        labels_topic in topics,
+        "world" if "world" in frames else "",
+    )

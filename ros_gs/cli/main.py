@@ -50,6 +50,22 @@ def bag_from_rgbd(
     typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
 
 
+@bag_app.command("from-graspnet")
+def bag_from_graspnet(
+    folder: Annotated[Path, typer.Argument(help="GraspNet-1Billion frame: color.png, depth.png, meta.mat "
+                                                "[, workspace_mask.png, label.png]")],
+    out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
+    frames: Annotated[int, typer.Option(help="how many times the (static) frame is written")] = 5,
+    rate: Annotated[float, typer.Option(help="frame rate of the stamps, Hz")] = 10.0,
+    overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+) -> None:
+    """One GraspNet frame from a static camera -> Image, CameraInfo, /tf_static, /ground_truth/*."""
+    from ros_gs.bags.from_graspnet import graspnet_frame_to_bag
+
+    counts = graspnet_frame_to_bag(folder, out, frames=frames, rate_hz=rate, overwrite=overwrite)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))
+
+
 @bag_app.command("from-ouster")
 def bag_from_ouster(
     pcap: Annotated[Path, typer.Argument(help="Ouster packet capture (.pcap)")],
@@ -319,19 +335,7 @@ def grasp(
     from ros_gs.sensors.stamps import header_stamp_ns
     from ros_gs.sensors.tf_buffer import TfBuffer
 
-    if not at >= 0 or max_grasps < 1:
-        raise InputError(f"--at must be >= 0 s and --max-grasps >= 1 (got {at}, {max_grasps})")
-    call = ServiceCall(at, "/grasp_planner/query_grasps", {"query": query, "max_grasps": max_grasps})
-    runtime = ReplayRuntime(bag, None, param_files=params, service_calls=[call])
-    node = runtime.add_node(GraspPlannerNode)
-    if not node.params.cameras:
-        raise InputError("the grasp_planner has no cameras: give --params with its 'cameras' (e.g. config/grasp_planner_tabletop.yaml)")
-    report = runtime.run(duration_s=at + 0.01)
-    answer = report.services[0] if report.services else None
-    if answer is None or answer.response is None:
-        why = f": {answer.error}" if answer is not None and answer.error else ""
-        raise InputError(f"no answer to the query at {at} s (does the bag last that long?){why}")
-    r = answer.response
+    node, r = _ask_grasp_planner(bag, query, params, at, max_grasps, gripper=None)
     if not r.ok:
         typer.echo(f"no grasps for {query!r}: {r.message}")
         raise typer.Exit(1)
@@ -364,6 +368,108 @@ def grasp(
     png.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(drawn).save(png)
     typer.echo(f"  drawn over {cam}: {png}")
+
+
+def _ask_grasp_planner(bag: Path, query: str, params: list[Path], at: float, max_grasps: int, gripper: Optional[str]):
+    """Run the grasp_planner node on ``bag`` and ask it ``query`` at ``at`` s: (node, response).
+    Cameras, colour, masks and the fixed frame are read from the bag unless ``params`` name them."""
+    import math
+
+    from ros_gs.bags.detect import detect_object_cameras
+    from ros_gs.nodes.grasp_planner import GraspPlannerNode
+    from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
+
+    if not (math.isfinite(at) and at >= 0) or max_grasps < 1:
+        raise InputError(f"--at must be a finite time >= 0 s and --max-grasps >= 1 (got {at}, {max_grasps})")
+    found = detect_object_cameras(bag)
+    overrides: dict[str, object] = {}
+    if found.cameras:
+        overrides = {"cameras": found.cameras, "use_colour": found.colour, "use_segmentation": found.segmentation,
+                     "world_frame": found.world_frame}
+    if gripper is not None:
+        overrides["planner.gripper.preset"] = gripper
+    call = ServiceCall(at, "/grasp_planner/query_grasps", {"query": query, "max_grasps": max_grasps})
+    runtime = ReplayRuntime(bag, None, param_files=params, service_calls=[call])
+    from ros_gs.runtime.params import load_params
+
+    # the parameter files win over what was detected
+    given = load_params(GraspPlannerNode.Params, "grasp_planner", params, None)
+    if given.cameras:
+        overrides = {k: v for k, v in overrides.items() if k.startswith("planner.")}
+    runtime.overrides = {"grasp_planner": overrides}
+    node = runtime.add_node(GraspPlannerNode)
+    if not node.params.cameras:
+        raise InputError(f"{bag} has no camera with C/depth/image_raw and C/color/camera_info, and --params names none")
+    report = runtime.run(duration_s=at + 0.01)
+    answer = report.services[0] if report.services else None
+    if answer is None or answer.response is None:
+        why = f": {answer.error}" if answer is not None and answer.error else ""
+        raise InputError(f"no answer to the query at {at} s (does the bag last that long?){why}")
+    return node, answer.response
+
+
+@app.command("query-grasps")
+def query_grasps(
+    bag: Annotated[Path, typer.Argument(help="bag with static RGB-D cameras (depth, colour, CameraInfo; /tf_static for several), e.g. from `ros-gs bag from-graspnet` or `from-mujoco tabletop`")],
+    query: Annotated[str, typer.Argument(help="which object, in words: 'something yellow', 'the tall red box', 'the thing left of the blue cup'")],
+    json_out: Annotated[bool, typer.Option("--json", help="print exactly one JSON object on stdout")] = False,
+    max_grasps: Annotated[int, typer.Option(help="at most this many grasps, best first")] = 5,
+    params: Annotated[list[Path], typer.Option(help="grasp_planner parameter YAML (overrides what is read from the bag)")] = [],
+    at: Annotated[float, typer.Option(help="ask this many seconds into the bag")] = 0.1,
+    gripper: Annotated[Optional[str], typer.Option(help="gripper preset: franka (8 cm, default) or robotiq_2f85")] = None,
+) -> None:
+    """Objects from the bag's sensor data (masks only if the bag has them), the one the query
+    names, and grasps on it, best first.  Exit 2 (with --json: {"grasps": [], "error": ...})
+    when the query is empty or matches nothing, or the bag is unusable."""
+    import json
+
+    from ros_gs.sensors.poses import pose_msg_to_matrix
+    from ros_gs.sensors.poses import matrix_to_xyz_quat
+
+    def fail(msg: str) -> None:
+        if json_out:
+            typer.echo(json.dumps({"query": query, "grasps": [], "error": msg}))
+        else:
+            typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(2)
+
+    try:
+        _, r = _ask_grasp_planner(bag, query, params, at, max_grasps, gripper)
+    except (InputError, FileNotFoundError, FileExistsError) as err:
+        fail(str(err))
+    if r.object_id < 0:
+        fail(r.message or f"no object matches {query!r}")
+    frame = r.grasps.header.frame_id
+    grasps = []
+    for pose, score, opening in zip(r.grasps.poses, r.scores, r.openings):
+        T = pose_msg_to_matrix(pose)
+        grasps.append({"position": [round(float(v), 5) for v in T[:3, 3]],
+                       "orientation": [round(float(v), 6) for v in matrix_to_xyz_quat(T)[1]],
+                       "approach": [round(float(v), 6) for v in T[:3, 2]], "closing": [round(float(v), 6) for v in T[:3, 0]],
+                       "width": round(float(opening), 5), "score": round(float(score), 4), "frame_id": frame})
+    out = {"query": query, "object": {"id": int(r.object_id), "description": r.description, "label": r.label},
+           "grasps": grasps, "ambiguous": bool(r.ambiguous),
+           "candidates": [{"id": int(i), "score": round(float(sc), 4), "description": d}
+                          for i, sc, d in zip(r.candidate_ids, r.candidate_scores, r.candidate_descriptions)]}
+    if r.message:
+        out["message"] = r.message
+    if json_out:
+        typer.echo(json.dumps(out))
+    else:
+        _print_grasps(query, r, grasps, frame, out["candidates"])
+    if not grasps:
+        raise typer.Exit(1)  # the object was found, but no grasp on it
+
+
+def _print_grasps(query: str, r, grasps: list[dict], frame: str, candidates: list[dict]) -> None:
+    typer.echo(f"{query!r} -> object {r.object_id}: {r.description}" + (f" ({r.label})" if r.label else ""))
+    if r.ambiguous or r.message:
+        typer.echo(f"  note: {r.message}")
+    typer.echo(f"  {len(grasps)} grasps in {frame or 'the camera frame'}, best first:")
+    for k, g in enumerate(grasps):
+        typer.echo(f"  {k}: score {g['score']:.2f}, width {g['width'] * 100:.1f} cm, at {g['position']}, approach {g['approach']}")
+    if len(candidates) > 1:
+        typer.echo("  candidates: " + "; ".join(f"{c['id']} {c['score']:.2f} ({c['description']})" for c in candidates[:4]))
 
 
 @app.command()

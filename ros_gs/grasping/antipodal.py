@@ -5,13 +5,25 @@ AnyGrasp) are learned models whose weights cannot be downloaded here, and GPD ne
 and a GPU-free ROS 1 stack.  Sampling antipodal pairs on the Gaussians' points with a
 friction-cone test is the classic geometric method (GaussianGrasper ranks such candidates too).
 
-For a seed point with outward normal n, the opposite contact is the farthest object point near
-the line through the seed along -n whose outward normal points along -n; the fingers then
-close along the line through the two contacts, and both normals must lie inside the friction
-cone around it.  Around a, approach directions are tried at ``approach_angles``
-steps; the gripper may sit back along the approach (the contacts stay on the pads) to clear the
-object and the scene.  A grasp is kept when no scene point is inside a finger or the palm and no
-gripper corner is below the support plane.
+For a seed point with outward normal n, the opposite contacts are the object points near the
+line through the seed along -n whose outward normal points along -n (within the friction cone).
+Along the line they form distinct surfaces (groups split where the distance along the line jumps
+by more than ``line_radius``): on a solid object only the far side, on a hollow or thin one
+several -- a mug seen from the seed on its outer wall offers its own inner wall (the wall's
+thickness: a pinch on the rim) and the far outer wall (the full diameter).  Each surface gives one
+contact pair (its point farthest along the line), the farthest surface first (what the sampler
+always took: on objects that fit, the same grasps as before), then the others from the nearest;
+pairs wider than the gripper opens are dropped.  The fingers close along the line through the two
+contacts, and both normals must lie inside the friction cone around it.  Around it, approach
+directions are tried at ``approach_angles`` steps; the gripper may sit back along the approach
+(the contacts stay on the pads) to clear the object and the scene, and may open wider than the
+contacts need (``extra_openings``: a finger inside a concave wall, like a mug's, clears it).  A
+grasp is kept when no scene point is inside a finger or the palm and no gripper corner is below
+the support plane.
+
+Normals (:func:`outward_normals`) are the points' local plane normals, turned either away from
+the object's centroid (right for convex objects) or, given the cameras that saw the points,
+towards them (right for every surface a camera sees, a hollow object's inner wall included).
 """
 
 from __future__ import annotations
@@ -30,6 +42,13 @@ from ros_gs.grasping.gripper import ParallelGripper
 class AntipodalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("extra_openings")
+    @classmethod
+    def _non_negative(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not (0.0 <= e < 1.0) for e in v):
+            raise ValueError(f"extra_openings must each lie in [0, 1) m, got {v}")
+        return v
+
     @field_validator("standoffs")
     @classmethod
     def _on_the_pads(cls, v: tuple[float, ...]) -> tuple[float, ...]:
@@ -40,8 +59,9 @@ class AntipodalConfig(BaseModel):
     seeds: int = Field(400, ge=1, le=100_000, description="seed points sampled on the object")
     friction_angle_deg: float = Field(20.0, gt=0.0, lt=90.0, description="half-angle of the friction cone the contact normals must lie in")
     line_radius: float = Field(0.004, gt=0.0, description="opposite contacts are searched this close (m) to the closing line")
-    min_width: float = Field(0.005, ge=0.0, description="narrower contact pairs are dropped (m)")
+    min_width: float = Field(0.002, ge=0.0, description="narrower contact pairs are dropped (m); thin walls (a mug's rim, ~3-5 mm) are grasped above it")
     approach_angles: int = Field(12, ge=1, le=72, description="approach directions tried around each closing axis")
+    extra_openings: tuple[float, ...] = Field((0.0, 0.008), min_length=1, description="the fingers open this much (m) more than the contacts need (width + 2 x clearance), tried in turn while the gripper collides (a finger inside a concave wall clears it when opened wider)")
     standoffs: tuple[float, ...] = Field((0.0, 0.2, 0.4), min_length=1, description="how far the gripper may sit back along the approach, as fractions of the finger length (each in [0, 0.5): the contacts stay on the pads)")
     collision_margin: float = Field(0.003, ge=0.0, description="scene points this close to the gripper count as collisions (m)")
     support_margin: float = Field(0.005, ge=0.0, description="the gripper stays this far above the support plane (m)")
@@ -62,17 +82,57 @@ class Grasp:
     object_index: int = -1
 
 
-def outward_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
-    """Unit normals (N, 3) from the local covariance of the ``k`` nearest points, turned to
-    point away from the object's centroid (right for convex objects, as seen by cameras)."""
-    tree = cKDTree(points)
-    _, idx = tree.query(points, k=min(k, len(points)))
-    nb = points[idx] - points[idx].mean(axis=1, keepdims=True)
+def outward_normals(points: np.ndarray, k: int = 16, viewpoints: np.ndarray | None = None) -> np.ndarray:
+    """Unit normals (N, 3) from the local covariance of the ``k`` nearest points, turned outward.
+
+    Without ``viewpoints``: away from the object's centroid (right for convex objects, as seen by
+    cameras; wrong for the inside of a hollow one).  With ``viewpoints`` -- the camera centre
+    that saw each point, (N, 3), or one camera for all, (3,) -- each normal is turned towards its
+    camera: a camera only sees a surface from its outside, so this is right for both walls of a
+    mug, for a bowl's inside, for any surface a camera saw.  This is open3d's
+    ``orient_normals_towards_camera_location``; done here as one sign flip per point because
+    open3d's takes a single camera for the whole cloud (a merged multi-view cloud needs one per
+    point) and would round-trip the points through an open3d cloud.
+    """
+    P = np.asarray(points, dtype=np.float64)
+    if P.ndim != 2 or P.shape[1] != 3 or len(P) < 3:
+        raise ConfigError(f"need at least 3 points (N, 3) to estimate normals, got {P.shape}")
+    tree = cKDTree(P)
+    _, idx = tree.query(P, k=min(k, len(P)))
+    nb = P[idx] - P[idx].mean(axis=1, keepdims=True)
     _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
     n = vecs[:, :, 0]
-    flip = np.einsum("ni,ni->n", n, points - points.mean(axis=0)) < 0
+    if viewpoints is None:
+        flip = np.einsum("ni,ni->n", n, P - P.mean(axis=0)) < 0
+    else:
+        V = np.asarray(viewpoints, dtype=np.float64)
+        if V.shape == (3,):
+            V = np.broadcast_to(V, P.shape)
+        if V.shape != P.shape or not np.isfinite(V).all():
+            raise ConfigError(f"viewpoints must be one finite camera centre (3,) or one per point {P.shape}, got {V.shape}")
+        flip = np.einsum("ni,ni->n", n, V - P) < 0
     n[flip] *= -1
     return n
+
+
+def _opposite_contacts(P: np.ndarray, i: int, a: np.ndarray, cand: np.ndarray, along: np.ndarray,
+                       perp: np.ndarray, gap: float) -> list[tuple[np.ndarray, int]]:
+    """One opposite contact (point, index of its normal's point) per distinct surface among the
+    candidate points ``cand`` on the line from seed ``i`` along ``a``; surfaces are split where
+    the distance ``along`` the line jumps by more than ``gap``.
+
+    The farthest surface comes first, with its point farthest along the line (the sampler's rule
+    before thin surfaces were grasped: objects that fit keep their grasps).  Then the nearer
+    surfaces, nearest first, each with its contact on the seed's line itself, at the depth of its
+    point nearest to the line: across a thin wall the width is as small as the line's radius, and
+    a sampled point beside the line would tilt the closing line by tens of degrees."""
+    order = cand[np.argsort(along[cand], kind="stable")]
+    groups = np.split(order, np.flatnonzero(np.diff(along[order]) > gap) + 1)
+    out = [(P[int(groups[-1][-1])], int(groups[-1][-1]))]
+    for g in groups[:-1]:
+        j = int(g[np.argmin(perp[g])])
+        out.append((P[i] + along[j] * a, j))
+    return out
 
 
 def _frame(x: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -99,48 +159,81 @@ def sample_grasps(points: np.ndarray, normals: np.ndarray, scene_points: np.ndar
                        gripper.finger_length / 2 + gripper.palm_depth) + gripper.finger_length
     out: list[Grasp] = []
     for i in seeds:
-        a = -Nn[i]
+        a0 = -Nn[i]
         d = P - P[i]
-        along = d @ a
-        perp = np.linalg.norm(d - along[:, None] * a, axis=1)
-        ok = (along > config.min_width) & (perp < config.line_radius) & (Nn @ a > cos_fc)
+        along = d @ a0
+        perp = np.linalg.norm(d - along[:, None] * a0, axis=1)
+        ok = (along > config.min_width) & (perp < config.line_radius) & (Nn @ a0 > cos_fc)
         if not ok.any():
             continue
-        j = int(np.flatnonzero(ok)[np.argmax(along[ok])])
-        # the fingers close along the contact line itself; both normals must lie in its cone
-        a = P[j] - P[i]
-        width = float(np.linalg.norm(a))
-        a = a / width
-        c_i, c_j = float(-Nn[i] @ a), float(Nn[j] @ a)
-        if c_i < cos_fc or c_j < cos_fc:
-            continue
-        opening = width + 2 * gripper.clearance
-        if opening > gripper.max_opening:
-            continue
-        quality = 0.5 * (c_i + c_j)  # 1: both normals on the closing line
-        centre = 0.5 * (P[i] + P[j])
-        u = np.cross(a, [0.0, 0.0, 1.0] if abs(a[2]) < 0.9 else [1.0, 0.0, 0.0])
-        u /= np.linalg.norm(u)
-        v = np.cross(a, u)
-        near = scene[tree.query_ball_point(centre, reach)] if tree is not None else scene
-        for phi in np.arange(config.approach_angles) * (2 * math.pi / config.approach_angles):
-            z = math.cos(phi) * u + math.sin(phi) * v
-            R = _frame(a, z)
-            for s in config.standoffs:
-                T = np.eye(4)
-                T[:3, :3] = R
-                T[:3, 3] = centre - s * gripper.finger_length * z
-                local = (near - T[:3, 3]) @ R
-                if gripper.points_inside(local, opening, config.collision_margin).any():
+        for p_j, j in _opposite_contacts(P, i, a0, np.flatnonzero(ok), along, perp, config.line_radius):
+            out.extend(_grasps_on_pair(P[i], Nn[i], p_j, Nn[j], scene, tree, gripper, config, cos_fc, reach, support_height))
+    return out
+
+
+def _grasps_on_pair(p_i: np.ndarray, n_i: np.ndarray, p_j: np.ndarray, n_j: np.ndarray, scene: np.ndarray,
+                    tree: cKDTree | None, gripper: ParallelGripper, config: AntipodalConfig, cos_fc: float, reach: float,
+                    support_height: float | None) -> list[Grasp]:
+    """Collision-free grasps closing on contacts ``p_i`` and ``p_j`` (outward normals ``n_i``,
+    ``n_j``): at most one per approach direction."""
+    # the fingers close along the contact line itself; both normals must lie in its cone
+    a = p_j - p_i
+    width = float(np.linalg.norm(a))
+    if width < max(config.min_width, 1e-9):
+        return []
+    a = a / width
+    c_i, c_j = float(-n_i @ a), float(n_j @ a)
+    if c_i < cos_fc or c_j < cos_fc:
+        return []
+    openings = [o for o in (width + 2 * gripper.clearance + e for e in config.extra_openings) if o <= gripper.max_opening]
+    if not openings:
+        return []
+    quality = 0.5 * (c_i + c_j)  # 1: both normals on the closing line
+    centre = 0.5 * (p_i + p_j)
+    u = np.cross(a, [0.0, 0.0, 1.0] if abs(a[2]) < 0.9 else [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(a, u)
+    near = scene[tree.query_ball_point(centre, reach)] if tree is not None else scene
+    d = near - centre
+    x_loc = d @ a
+    near_slab = np.abs(x_loc) <= openings[-1] / 2 + gripper.finger_thickness + config.collision_margin  # else beside both fingers
+    d, x_loc = d[near_slab], x_loc[near_slab]
+    # every approach direction at once: the frames' z (approach) and y axes, (A, 3) each
+    phis = np.arange(config.approach_angles) * (2 * math.pi / config.approach_angles)
+    Z = np.cos(phis)[:, None] * u + np.sin(phis)[:, None] * v
+    Y = np.cross(Z, a)
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    y_loc, z_loc = d @ Y.T, d @ Z.T  # (M, A): the scene in each grasp frame, before the standoff
+    L, m = gripper.finger_length, config.collision_margin
+    free = {}  # (opening, standoff) -> (A,) bool: no scene point inside the gripper (points_inside, box by box)
+    for opening in openings:
+        boxes = gripper.boxes(opening)
+        x_in = [(x_loc >= lo[0] - m) & (x_loc <= hi[0] + m) for lo, hi in boxes]  # (M,) per box
+        y_in = [(y_loc >= lo[1] - m) & (y_loc <= hi[1] + m) for lo, hi in boxes]  # (M, A) per box
+        for st in config.standoffs:
+            hit = np.zeros(y_loc.shape, dtype=bool)
+            for (lo, hi), xb, yb in zip(boxes, x_in, y_in):
+                zs = z_loc + st * L
+                hit |= xb[:, None] & yb & (zs >= lo[2] - m) & (zs <= hi[2] + m)
+            free[opening, st] = ~hit.any(axis=0)
+    out: list[Grasp] = []
+    w = config.top_down_weight
+    for k in range(len(phis)):
+        z = Z[k]
+        R = np.stack([a, Y[k], z], axis=1)
+        for opening, st in free:
+            if not free[opening, st][k]:
+                continue
+            T = np.eye(4)
+            T[:3, :3] = R
+            T[:3, 3] = centre - st * L * z
+            if support_height is not None:
+                corners = gripper.corners(opening) @ R.T + T[:3, 3]
+                if corners[:, 2].min() < support_height + config.support_margin:
                     continue
-                if support_height is not None:
-                    corners = gripper.corners(opening) @ R.T + T[:3, 3]
-                    if corners[:, 2].min() < support_height + config.support_margin:
-                        continue
-                top_down = max(0.0, -float(z[2]))
-                w = config.top_down_weight
-                out.append(Grasp(T, opening, quality * (1 - w + w * top_down), np.stack([P[i], P[j]])))
-                break
+            top_down = max(0.0, -float(z[2]))
+            out.append(Grasp(T, opening, quality * (1 - w + w * top_down), np.stack([p_i, p_j])))
+            break
     return out
 
 

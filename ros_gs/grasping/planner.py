@@ -1,10 +1,13 @@
 """``GraspPlanner.query("the red box")`` -> ranked, collision-free 6-DoF grasps on the object the
 text names (as GaussianGrasper: language picks the object, geometry picks the grasp).
 
-The scene is a list of labelled objects, each a cloud of world points (the means of its
-Gaussians, or its depth points), and optionally the support plane's height.  The query is
-matched to the labels by meaning (:mod:`ros_gs.semantics.text`); grasps are sampled on the
-best match (:mod:`ros_gs.grasping.antipodal`) and checked against every object's points.
+The scene is either a list of labelled objects, each a cloud of world points (the means of its
+Gaussians, or its depth points) with the support plane's height (:meth:`set_scene`: the query
+is matched to the labels by meaning, :mod:`ros_gs.semantics.text`), or the objects found in
+the sensor data with their descriptions and support plane (:meth:`set_objects`: the query is
+grounded in colours, shapes, sizes, positions and labels, :mod:`ros_gs.objects.grounding`).
+Grasps are sampled on the chosen object (:mod:`ros_gs.grasping.antipodal`) and checked
+against every object's points and the support.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ros_gs.errors import ConfigError
 from ros_gs.grasping.antipodal import AntipodalConfig, Grasp, outward_normals, sample_grasps, suppress
 from ros_gs.grasping.gripper import ParallelGripper
+from ros_gs.objects.completion import complete_to_support
+from ros_gs.objects.grounding import Candidate, ground
+from ros_gs.objects.scene import ObjectScene
 from ros_gs.semantics.text import LabelMatch, check_query, rank_labels
 
 log = logging.getLogger(__name__)
@@ -32,12 +38,14 @@ class GraspPlannerConfig(BaseModel):
     min_points: int = Field(20, ge=3, description="objects with fewer points cannot be grasped")
     min_similarity: float = Field(0.25, ge=-1.0, le=1.0, description="the query must match a label at least this well (cosine), else no object is chosen. On the tabletop labels: 'something to drink from' -> mug 0.34, 'a cup' 0.48, 'the mug' 0.60; 'weather forecast for tomorrow' 0.10 (but 'a jet engine turbine blade' -> cylinder 0.34)")
     max_grasps: int = Field(10, ge=1, le=1000, description="at most this many grasps are returned, best first")
+    complete_to_support: bool = Field(True, description="objects found in sensor data fill their footprint down to the support (the side a camera does not see gets walls: objects.completion)")
 
 
 @dataclass
 class SceneObject:
     label: str
     points: np.ndarray  # (N, 3) world
+    id: int = -1
 
 
 @dataclass
@@ -47,10 +55,16 @@ class GraspResult:
     object_index: int  # -1: no object matched well enough
     grasps: list[Grasp] = field(default_factory=list)
     message: str = ""
+    candidates: list[Candidate] = field(default_factory=list)  # grounded queries: every object, best first
+    ambiguous: bool = False
+    description: str = ""
+    object_id: int = -1
 
     @property
     def label(self) -> str:
-        return self.matches[0].label if self.object_index >= 0 else ""
+        if self.object_index < 0:
+            return ""
+        return self.matches[0].label if self.matches else ""
 
 
 def _thin(points: np.ndarray, voxel: float) -> np.ndarray:
@@ -66,37 +80,86 @@ class GraspPlanner:
         self.config = config or GraspPlannerConfig()
         self.objects: list[SceneObject] = []
         self.support_height: float | None = None
+        self.scene: ObjectScene | None = None
 
     def set_scene(self, objects: list[SceneObject], support_height: float | None = None) -> None:
+        """Labelled objects (world points, z up) and the support's height."""
         kept = []
         for o in objects:
             pts = np.asarray(o.points, dtype=np.float64).reshape(-1, 3)
             pts = pts[np.isfinite(pts).all(axis=1)]
             if len(pts) == 0:
                 raise ConfigError(f"object {o.label!r} has no finite points")
-            kept.append(SceneObject(o.label, _thin(pts, self.config.voxel)))
+            kept.append(SceneObject(o.label, _thin(pts, self.config.voxel), o.id))
         if support_height is not None and not np.isfinite(support_height):
             raise ConfigError("support_height must be finite")
-        self.objects, self.support_height = kept, support_height
+        self.objects, self.support_height, self.scene = kept, support_height, None
+
+    def set_objects(self, scene: ObjectScene) -> None:
+        """Objects found in sensor data (:func:`ros_gs.objects.find_objects`): queries are
+        grounded in their descriptions; the gripper stays above ``scene.support``."""
+        self.set_scene([SceneObject(d.label, o.points, o.id) for o, d in zip(scene.objects, scene.descriptions)])
+        self.scene = scene
+
+    def _choose(self, q: str) -> GraspResult:
+        if self.scene is None:
+            matches = rank_labels(q, [o.label for o in self.objects])
+            best = matches[0]
+            if best.score < self.config.min_similarity:
+                return GraspResult(q, matches, -1, message=f"no object matches {q!r} (best: {best.label!r}, similarity "
+                                                              f"{best.score:.2f} < {self.config.min_similarity})")
+            return GraspResult(q, matches, best.index, object_id=self.objects[best.index].id)
+        g = ground(q, self.scene.descriptions, [o.lab for o in self.scene.objects],
+                   min_label_similarity=self.config.min_similarity)
+        d = self.scene.descriptions[g.index] if g.index >= 0 else None
+        matches = [LabelMatch(c.index, self.scene.descriptions[c.index].label, c.score) for c in g.candidates]
+        return GraspResult(q, matches, g.index, message=g.message, candidates=g.candidates, ambiguous=g.ambiguous,
+                           description=d.text() if d else "", object_id=d.id if d else -1)
 
     def query(self, text: str) -> GraspResult:
         q = check_query(text)
         if not self.objects:
-            raise ConfigError("no scene: call set_scene() with the labelled objects first")
-        matches = rank_labels(q, [o.label for o in self.objects])
-        best = matches[0]
-        if best.score < self.config.min_similarity:
-            return GraspResult(q, matches, -1, message=f"no object matches {q!r} (best: {best.label!r}, similarity "
-                                                          f"{best.score:.2f} < {self.config.min_similarity})")
-        target = self.objects[best.index]
+            raise ConfigError("no scene: call set_scene() or set_objects() first")
+        result = self._choose(q)
+        if result.object_index < 0:
+            return result
+        target = self.objects[result.object_index]
+        name = target.label or result.description or f"object {target.id}"
         if len(target.points) < self.config.min_points:
-            return GraspResult(q, matches, best.index, message=f"{target.label!r} has only {len(target.points)} points")
-        scene = np.concatenate([o.points for o in self.objects])
-        cands = sample_grasps(target.points, outward_normals(target.points), scene, self.config.gripper,
-                              self.config.sampler, self.support_height)
+            result.message = f"{name!r} has only {len(target.points)} points"
+            return result
+        # sample in the support's frame (z up, support at z = 0) so that any support, a tilted
+        # table seen by one camera included, is a height the gripper stays above
+        T_ws = np.eye(4)
+        support = self.support_height
+        if self.scene is not None:
+            B = self.scene.support.basis()
+            T_ws[:3, :3] = B.T
+            T_ws[:3, 3] = -self.scene.support.offset * self.scene.support.normal
+            support = 0.0
+        T_sw = np.linalg.inv(T_ws)
+
+        def to_s(p):
+            return p @ T_sw[:3, :3].T + T_sw[:3, 3]
+
+        pts = to_s(target.points)
+        normals = outward_normals(pts)
+        scene = to_s(np.concatenate([o.points for o in self.objects]))
+        if self.scene is not None and self.config.complete_to_support:
+            walls, wall_normals = complete_to_support(target.points, self.scene.support, self.config.voxel)
+            if len(walls):
+                walls = to_s(walls)
+                pts = np.concatenate([pts, walls])
+                normals = np.concatenate([normals, wall_normals @ T_sw[:3, :3].T])
+                scene = np.concatenate([scene, walls])
+        cands = sample_grasps(pts, normals, scene, self.config.gripper, self.config.sampler, support)
         grasps = suppress(cands)[: self.config.max_grasps]
         for g in grasps:
-            g.label, g.object_index = target.label, best.index
-        msg = "" if grasps else f"no collision-free grasp found on {target.label!r}"
-        log.info("grasp query %r -> %r (%.2f): %d candidates, %d returned", q, target.label, best.score, len(cands), len(grasps))
-        return GraspResult(q, matches, best.index, grasps, msg)
+            g.pose = T_ws @ g.pose
+            g.contacts = g.contacts @ T_ws[:3, :3].T + T_ws[:3, 3]
+            g.label, g.object_index = target.label, result.object_index
+        result.grasps = grasps
+        if not grasps:
+            result.message = (result.message + "; " if result.message else "") + f"no collision-free grasp found on {name!r}"
+        log.info("grasp query %r -> %r: %d candidates, %d returned", q, name, len(cands), len(grasps))
+        return result

@@ -1,9 +1,11 @@
-"""The input both object nodes share: static RGB-D cameras with instance segmentation.
+"""The input both object nodes share: static RGB-D cameras, with or without instance masks.
 
-Per camera namespace ``C``: ``C/depth/image_raw`` (metres or millimetres),
-``C/segmentation`` (16UC1 instance ids, 0 = no object) and ``C/color/camera_info``, matched
+Per camera namespace ``C``: ``C/depth/image_raw`` (metres or millimetres), optionally
+``C/segmentation`` (16UC1 instance ids, 0 = no object, from an upstream detector),
+``C/color/camera_info`` and optionally ``C/color/image_raw`` (registered to depth), matched
 across all cameras by approximate time; camera poses from /tf_static (``world_frame`` -> the
-depth image's frame).
+depth image's frame; an empty ``world_frame`` is the first camera's optical frame, for a lone
+camera without a TF tree).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ros_gs.errors import SensorDataError
+from ros_gs.objects.discovery import View
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.semantics.instances import DepthView
@@ -28,7 +31,7 @@ class CameraSetInput:
     bag looped faster than ``jump_back_s`` needs a smaller one)."""
 
     def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None],
-                 jump_back_s: float = 1.0) -> None:
+                 jump_back_s: float = 1.0, segmentation: bool = True, colour: bool = False) -> None:
         self.jump_back_ns = int(jump_back_s * 1e9)
         self.time_jumps = 0
         self.old_timeline_drops = 0
@@ -37,11 +40,16 @@ class CameraSetInput:
         self.tf_static = TfBuffer()
         ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
                                 TF_STATIC_QOS)
+        self.segmentation, self.colour = segmentation, colour
         inputs = []
         for cam in cameras:
             c = cam.rstrip("/")
-            inputs += [("sensor_msgs/msg/Image", f"{c}/depth/image_raw"), ("sensor_msgs/msg/Image", f"{c}/segmentation"),
-                       ("sensor_msgs/msg/CameraInfo", f"{c}/color/camera_info")]
+            inputs += [("sensor_msgs/msg/Image", f"{c}/depth/image_raw"), ("sensor_msgs/msg/CameraInfo", f"{c}/color/camera_info")]
+            if segmentation:
+                inputs.append(("sensor_msgs/msg/Image", f"{c}/segmentation"))
+            if colour:
+                inputs.append(("sensor_msgs/msg/Image", f"{c}/color/image_raw"))
+        self.per_camera = 2 + segmentation + colour
         self.sync = ApproximateTimeSync(max(1, len(inputs)), int(sync_slop_s * 1e9), queue_size=10)
         self._on_set = on_set
         for i, (msgtype, topic) in enumerate(inputs):
@@ -69,18 +77,47 @@ class CameraSetInput:
         for msgs in self.sync.add(index, stamp, msg):
             self._on_set(msgs)
 
-    def views(self, msgs, world_frame: str) -> list[tuple[DepthView, PinholeCamera]]:
-        """Arrays of a matched set: a :class:`DepthView` and the camera model per camera
-        (SensorDataError for inconsistent images, TransformError without the camera's pose)."""
-        out = []
-        for k in range(0, len(msgs), 3):
-            depth_msg, seg_msg, info = msgs[k: k + 3]
-            pin = camera_from_info(info)
-            depth = depth_to_metres(depth_msg)
+    def _camera(self, msgs, k: int, world_frame: str):
+        """(depth m, CameraInfo model, segmentation or None, rgb or None, T_world_cam) of camera k."""
+        group = list(msgs[k * self.per_camera: (k + 1) * self.per_camera])
+        depth_msg, info = group[0], group[1]
+        seg_msg = group[2] if self.segmentation else None
+        rgb_msg = group[-1] if self.colour else None
+        pin = camera_from_info(info)
+        depth = depth_to_metres(depth_msg)
+        if depth.shape != (pin.height, pin.width):
+            raise SensorDataError(f"depth {depth.shape} and CameraInfo {pin.height}x{pin.width} must agree")
+        seg = rgb = None
+        if seg_msg is not None:
             seg = image_to_numpy(seg_msg)
-            if seg.ndim != 2 or seg.shape != depth.shape or seg.shape != (pin.height, pin.width):
-                raise SensorDataError(f"segmentation {seg.shape}, depth {depth.shape} and CameraInfo "
-                                      f"{pin.height}x{pin.width} must agree")
-            T = self.tf_static.lookup(world_frame, depth_msg.header.frame_id).matrix
-            out.append((DepthView(depth, seg.astype("int64"), pin.K, T), pin))
+            if seg.ndim != 2 or seg.shape != depth.shape:
+                raise SensorDataError(f"segmentation {seg.shape} and depth {depth.shape} must agree")
+            seg = seg.astype("int64")
+        if rgb_msg is not None:
+            rgb = image_to_numpy(rgb_msg)  # RGB order whatever the encoding
+            if rgb.ndim != 3 or rgb.shape[:2] != depth.shape:
+                raise SensorDataError(f"colour image {rgb.shape} must be registered to depth {depth.shape}")
+            if rgb.dtype != "uint8":
+                raise SensorDataError(f"colour image must be 8-bit, got {rgb.dtype}")
+        frame = world_frame or msgs[0].header.frame_id
+        T = self.tf_static.lookup(frame, depth_msg.header.frame_id).matrix
+        return depth, pin, seg, rgb, T
+
+    def views(self, msgs, world_frame: str) -> list[tuple[DepthView, PinholeCamera]]:
+        """Arrays of a matched set with masks: a :class:`DepthView` and the camera model per
+        camera (SensorDataError for inconsistent images, TransformError without the camera's pose)."""
+        if not self.segmentation:
+            raise SensorDataError("these cameras have no segmentation topic")
+        out = []
+        for k in range(len(msgs) // self.per_camera):
+            depth, pin, seg, _, T = self._camera(msgs, k, world_frame)
+            out.append((DepthView(depth, seg, pin.K, T), pin))
+        return out
+
+    def object_views(self, msgs, world_frame: str, labels: dict[int, str] | None = None) -> list[View]:
+        """A matched set as the object finder's views (colour and masks where subscribed)."""
+        out = []
+        for k in range(len(msgs) // self.per_camera):
+            depth, pin, seg, rgb, T = self._camera(msgs, k, world_frame)
+            out.append(View(depth, pin.K, T, rgb=rgb, instances=seg, labels=dict(labels or {})))
         return out

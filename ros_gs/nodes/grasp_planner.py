@@ -1,11 +1,13 @@
 """grasp_planner: "the red box" -> ranked, collision-free parallel-jaw grasps, as a service.
 
-Inputs, per camera namespace ``C`` in ``cameras``: ``C/depth/image_raw``, ``C/segmentation``
-(16UC1 instance ids, 0 = no object) and ``C/color/camera_info``; camera poses from /tf_static;
-instance labels from ``labels_topic`` (std_msgs/String JSON ``{"1": "red box", ...}``, latched,
-as an instance detector publishes).  The latest complete camera set is kept; a query builds the
-scene from it (each labelled instance's depth points, from every camera, in ``world_frame``)
-and asks :class:`ros_gs.grasping.GraspPlanner`.
+Inputs, per camera namespace ``C`` in ``cameras``: ``C/depth/image_raw``,
+``C/color/image_raw`` and ``C/color/camera_info``; camera poses from /tf_static.  Objects come
+from the sensor data (:mod:`ros_gs.objects`: support plane, instances by geometry and colour,
+attribute descriptions).  With ``use_segmentation`` an upstream detector's ``C/segmentation``
+(16UC1 instance ids, 0 = no object) gives the instances instead, and ``labels_topic``
+(std_msgs/String JSON ``{"1": "red box", ...}``, latched) their names.  The latest complete
+camera set is kept; a query finds the objects in it (ids stay stable between queries),
+grounds the text in their descriptions and labels, and asks :class:`ros_gs.grasping.GraspPlanner`.
 
 Service ``~/query_grasps`` (ros_gs/srv/QueryGrasps); the grasps of every answered query are
 also published on ``~/grasps`` (geometry_msgs/PoseArray, for RViz/Foxglove; empty when the
@@ -21,23 +23,24 @@ import numpy as np
 from pydantic import Field
 
 from ros_gs.errors import InputError, SensorDataError
-from ros_gs.grasping import GraspPlanner, GraspPlannerConfig, SceneObject
+from ros_gs.grasping import GraspPlanner, GraspPlannerConfig
 from ros_gs.nodes.camera_set import CameraSetInput
+from ros_gs.objects import ObjectFinder, ObjectFinderConfig, ObjectScene, find_objects
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import LATCHED_QOS
-from ros_gs.semantics.instances import instance_points
 from ros_gs.sensors.poses import matrix_to_pose
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
 
 class GraspPlannerParams(NodeParams):
-    cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/segmentation, C/color/camera_info")
+    cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/color/image_raw, C/color/camera_info")
+    use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation (and names from labels_topic) instead of finding them")
+    use_colour: bool = Field(True, description="subscribe to C/color/image_raw (colours describe objects and find thin ones)")
     labels_topic: str = Field("/segmentation/labels", description="std_msgs/String JSON {instance id: label}")
-    world_frame: str = Field("world", description="the fixed frame of the cameras' /tf_static poses and of the grasps")
+    world_frame: str = Field("world", description="the fixed frame (z up) of the cameras' /tf_static poses and of the grasps; empty: the first camera's optical frame (a lone camera without TF)")
+    finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one camera set")
-    support_height: float = Field(0.0, description="height (m, z up) of the support plane the gripper must stay above")
-    use_support: bool = Field(True, description="keep the gripper above support_height")
     grasps_topic: str = Field("~/grasps", description="geometry_msgs/PoseArray of the last query's grasps")
     planner: GraspPlannerConfig = Field(default_factory=GraspPlannerConfig, description="grasp planner")
 
@@ -51,7 +54,9 @@ class GraspPlannerNode:
         self.params = p = ctx.get_params(GraspPlannerParams)
         self.planner = GraspPlanner(p.planner)
         ctx.create_subscription("std_msgs/msg/String", p.labels_topic, self.on_labels, LATCHED_QOS)
-        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set)
+        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set, segmentation=p.use_segmentation,
+                                      colour=p.use_colour)
+        self.finder = ObjectFinder(p.finder)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.grasps_topic)
         ctx.create_service("ros_gs/srv/QueryGrasps", "~/query_grasps", self.on_query)
         self.labels: dict[int, str] = {}
@@ -79,16 +84,11 @@ class GraspPlannerNode:
     def on_set(self, msgs) -> None:
         self.latest = msgs
 
-    def _scene(self) -> tuple[list[SceneObject], int]:
-        views = self.cameras.views(self.latest, self.params.world_frame)
-        points = instance_points([v for v, _ in views])
-        objects = []
-        for i, pts in points.items():
-            if i not in self.labels:
-                self.ctx.count_skip("grasp_planner", InputError(f"instance {i} has no label on {self.params.labels_topic}"))
-                continue
-            objects.append(SceneObject(self.labels[i], pts))
-        return objects, header_stamp_ns(self.latest[0])
+    def _scene(self) -> tuple[ObjectScene, int]:
+        p = self.params
+        views = self.cameras.object_views(self.latest, p.world_frame, self.labels)
+        up = np.array([0.0, 0.0, 1.0]) if p.world_frame else None  # REP 103: z up in a world frame
+        return find_objects(self.finder, views, up), header_stamp_ns(self.latest[0])
 
     def on_query(self, request, response):
         p = self.params
@@ -98,11 +98,11 @@ class GraspPlannerNode:
             response.message = "no complete camera set received yet"
             return response
         try:
-            objects, stamp = self._scene()
-            if not objects:
-                response.message = "no labelled object is in view"
+            scene, stamp = self._scene()
+            if not scene.objects:
+                response.message = "no object is in view"
                 return response
-            self.planner.set_scene(objects, p.support_height if p.use_support else None)
+            self.planner.set_objects(scene)
             result = self.planner.query(request.query)
         except (InputError, ValueError) as exc:  # ConfigError (bad query), SensorDataError, TransformError
             self.ctx.count_skip("grasp_planner", exc)
@@ -110,12 +110,17 @@ class GraspPlannerNode:
             return response
         grasps = result.grasps[: request.max_grasps or None]
         make = self.ctx.make
-        array = make("geometry_msgs/msg/PoseArray", header=make_header(make, stamp, p.world_frame),
+        frame = p.world_frame or self.latest[0].header.frame_id
+        array = make("geometry_msgs/msg/PoseArray", header=make_header(make, stamp, frame),
                      poses=[matrix_to_pose(make, g.pose) for g in grasps])
         response.ok = bool(grasps)
         response.message = result.message
         if result.object_index >= 0:
             response.label, response.similarity = result.label, float(result.matches[0].score)
+        response.object_id, response.description, response.ambiguous = result.object_id, result.description, result.ambiguous
+        response.candidate_ids = np.array([c.id for c in result.candidates], dtype=np.int32)
+        response.candidate_scores = np.array([c.score for c in result.candidates], dtype=np.float32)
+        response.candidate_descriptions = [c.text for c in result.candidates]
         response.grasps = array
         response.scores = np.array([g.score for g in grasps], dtype=np.float32)
         response.openings = np.array([g.opening for g in grasps], dtype=np.float32)
