@@ -38,7 +38,7 @@ class GraspPlannerConfig(BaseModel):
     min_points: int = Field(20, ge=3, description="objects with fewer points cannot be grasped")
     min_similarity: float = Field(0.25, ge=-1.0, le=1.0, description="the query must match a label at least this well (cosine), else no object is chosen. On the tabletop labels: 'something to drink from' -> mug 0.34, 'a cup' 0.48, 'the mug' 0.60; 'weather forecast for tomorrow' 0.10 (but 'a jet engine turbine blade' -> cylinder 0.34)")
     max_grasps: int = Field(10, ge=1, le=1000, description="at most this many grasps are returned, best first")
-    complete_to_support: bool = Field(True, description="objects found in sensor data fill their footprint down to the support (the side a camera does not see gets walls: objects.completion)")
+    complete_to_support: bool = Field(True, description="objects seen by one camera fill their footprint down to the support (the side it does not see gets walls: objects.completion)")
 
 
 @dataclass
@@ -145,7 +145,9 @@ class GraspPlanner:
         pts = to_s(target.points)
         normals = outward_normals(pts)
         scene = to_s(np.concatenate([o.points for o in self.objects]))
-        if self.scene is not None and self.config.complete_to_support:
+        found = self.scene.objects[result.object_index] if self.scene is not None else None
+        one_side = found is not None and len(np.unique(np.round(found.viewpoints, 3), axis=0)) == 1
+        if one_side and self.config.complete_to_support:  # seen by one camera: its far side gets walls
             walls, wall_normals = complete_to_support(target.points, self.scene.support, self.config.voxel)
             if len(walls):
                 walls = to_s(walls)

@@ -18,7 +18,7 @@ from ros_gs.objects.support import SupportPlane
 
 
 def complete_to_support(points: np.ndarray, support: SupportPlane, cell: float = 0.003,
-                        min_height: float = 0.004) -> tuple[np.ndarray, np.ndarray]:
+                        min_height: float = 0.004, wall_reach: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
     """Wall points (M, 3) and their outward unit normals (M, 3), world frame, for an object's
     points (N, 3) standing on ``support``; empty arrays when the object has no footprint."""
     B = support.basis()
@@ -33,8 +33,7 @@ def complete_to_support(points: np.ndarray, support: SupportPlane, cell: float =
     np.maximum.at(height, (ij[:, 0], ij[:, 1]), local[:, 2])
     occ = height > 0
     occ = ndimage.binary_fill_holes(ndimage.binary_closing(occ, iterations=2))
-    height = ndimage.grey_closing(height, size=5)
-    height = np.where(occ, np.maximum(height, ndimage.maximum_filter(height, size=5) * 0.0 + height), 0.0)
+    height = np.where(occ, ndimage.grey_closing(height, size=5), 0.0)
     edge = occ & ~ndimage.binary_erosion(occ)
     smooth = ndimage.gaussian_filter(occ.astype(np.float64), 1.5)
     gx, gy = np.gradient(smooth)
@@ -43,7 +42,10 @@ def complete_to_support(points: np.ndarray, support: SupportPlane, cell: float =
     norm = np.linalg.norm(n2, axis=1)
     ok = norm > 1e-6
     ci, cj, n2 = ci[ok], cj[ok], n2[ok] / norm[ok, None]
-    hmax = ndimage.maximum_filter(height, size=3)[ci, cj]
+    # a wall rises to the object's height just inside it (a lying can's or a banana's sides slope
+    # down to the support at the outline; the grip is at the widest section, under the top)
+    reach = max(3, int(round(wall_reach / cell)) | 1)
+    hmax = ndimage.maximum_filter(height, size=reach)[ci, cj]
     pts, nrm = [], []
     for z in np.arange(min_height, max(hmax.max(initial=0.0), min_height) + 1e-9, cell):
         sel = hmax * 0.9 >= z

@@ -11,7 +11,8 @@ from ros_gs.sim.geometry import matrix_to_quat
 
 
 def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
-    """(body XML for the worldbody, actuator XML)."""
+    """(body XML for the worldbody, actuator XML).  Each finger slides 0 .. max_opening/2 (joint
+    range and position control range alike: 40 mm for the Franka, 42.5 mm for the 2F-85)."""
     t, w, L, p = g.finger_thickness / 2, g.finger_width / 2, g.finger_length / 2, g.palm_depth / 2
     span = g.max_opening / 2 + g.finger_thickness
     finger = 'type="box" size="{t} {w} {L}" friction="1.0 0.005 0.0001" mass="0.05" rgba="0.2 0.2 0.22 1"'.format(t=t, w=w, L=L)
@@ -29,8 +30,8 @@ def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
     )
     act = ('  <equality><weld body1="hand_target" body2="hand" solref="0.005 1"/></equality>\n'
            '  <actuator>\n'
-           '    <position name="act_l" joint="slide_l" kp="300" forcerange="-15 15" ctrlrange="0 0.05"/>\n'
-           '    <position name="act_r" joint="slide_r" kp="300" forcerange="-15 15" ctrlrange="0 0.05"/>\n'
+           f'    <position name="act_l" joint="slide_l" kp="300" forcerange="-15 15" ctrlrange="0 {g.max_opening / 2}"/>\n'
+           f'    <position name="act_r" joint="slide_r" kp="300" forcerange="-15 15" ctrlrange="0 {g.max_opening / 2}"/>\n'
            '  </actuator>\n')
     return body, act
 
@@ -101,3 +102,49 @@ def record_tabletop(seed: int = 0, width: int = 320, height: int = 240):
     # the recorder's segmentation is the object index (-1 = none); instance ids start at 1
     views = [DepthView(f.depth, f.segmentation + 1, f.K, f.T_world_cam) for f in frames]
     return spec, frames, gt, {i - 1: p for i, p in instance_points(views).items()}
+
+
+def look_at_xyaxes(pos, target, up=(0.0, 0.0, 1.0)) -> str:
+    """MJCF ``xyaxes`` of a camera at ``pos`` looking at ``target`` (a MuJoCo camera looks along -z)."""
+    pos, target, up = (np.asarray(v, dtype=float) for v in (pos, target, up))
+    back = pos - target
+    back /= np.linalg.norm(back)
+    x = np.cross(up, back)
+    x /= np.linalg.norm(x)
+    y = np.cross(back, x)
+    return " ".join(f"{v:.6f}" for v in (*x, *y))
+
+
+def depth_points(xml: str, cameras: list[str], body: str, width: int = 320, height: int = 240):
+    """What depth cameras see of ``body`` in the scene at rest: (world points (N, 3), the centre of
+    the camera that saw each point (N, 3)).  Rendered with MuJoCo's renderer; pixels keep the
+    points on the body's geoms (segmentation)."""
+    import os
+
+    os.environ.setdefault("MUJOCO_GL", "osmesa")
+    import mujoco
+
+    m = mujoco.MjModel.from_xml_string(xml)
+    d = mujoco.MjData(m)
+    mujoco.mj_forward(m, d)
+    geoms = np.flatnonzero(m.geom_bodyid == m.body(body).id)
+    pts, views = [], []
+    with mujoco.Renderer(m, height, width) as r:
+        for name in cameras:
+            cam = m.camera(name).id
+            r.update_scene(d, camera=cam)
+            r.enable_depth_rendering()
+            depth = r.render().copy()
+            r.disable_depth_rendering()
+            r.enable_segmentation_rendering()
+            seg = r.render().copy()
+            r.disable_segmentation_rendering()
+            hit = np.isin(seg[..., 0], geoms) & (seg[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & (depth > 0)
+            f = (height / 2.0) / np.tan(np.radians(m.cam_fovy[cam]) / 2.0)
+            v, u = np.nonzero(hit)
+            z = depth[v, u]
+            local = np.stack([(u - (width - 1) / 2) * z / f, -(v - (height - 1) / 2) * z / f, -z], axis=1)
+            R, c = d.cam_xmat[cam].reshape(3, 3), d.cam_xpos[cam].copy()
+            pts.append(local @ R.T + c)
+            views.append(np.broadcast_to(c, (len(z), 3)))
+    return np.concatenate(pts), np.concatenate(views).copy()

@@ -15,7 +15,7 @@ from ros_gs.grasping import Grasp, ParallelGripper
 from ros_gs.nodes.grasp_planner import GraspPlannerNode
 from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
 from ros_gs.sensors.poses import pose_msg_to_matrix
-from ros_gs.sim.scenes import TABLE_TOP_Z, build_scene
+from ros_gs.sim.scenes import build_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grasping"))
 from mujoco_gripper import execute  # noqa: E402
@@ -36,8 +36,9 @@ def test_grasp_service_on_a_replayed_tabletop(tabletop_bag: Path, tmp_path: Path
              ServiceCall(0.12, "/grasp_planner/query_grasps", {"query": "   ", "max_grasps": 0}),
              ServiceCall(0.13, "/grasp_planner/query_grasps", {"query": "weather forecast for tomorrow", "max_grasps": 0})]
     out = tmp_path / "grasps.mcap"
+    # MuJoCo's perfect instance masks and labels (an upstream detector's, as if perfect)
     rt = ReplayRuntime(tabletop_bag, out, service_calls=calls,
-                       overrides={"grasp_planner": {"cameras": CAMERAS, "support_height": TABLE_TOP_Z}})
+                       overrides={"grasp_planner": {"cameras": CAMERAS, "use_segmentation": True}})
     node = rt.add_node(GraspPlannerNode)
     report = rt.run()
     assert not report.errors, report.errors
@@ -83,5 +84,5 @@ def test_grasp_command_answers_and_draws(tabletop_bag: Path, tmp_path: Path) -> 
     assert res.exit_code == 1 and "no object matches" in res.output
     res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball", "--params", params, "--at", "5"])
     assert res.exit_code != 0 and "no answer" in f"{res.output}{res.exception}"  # after the bag's end
-    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball"])  # no cameras configured
-    assert res.exit_code != 0 and "--params" in f"{res.output}{res.exception}"  # a clear error, not a crash
+    res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball"])  # cameras, masks, labels read from the bag
+    assert res.exit_code == 0 and "'green ball'" in res.output, res.output
