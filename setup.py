@@ -34,6 +34,7 @@ setup(
         "pyyaml>=6",
         "pillow>=10",
         "scipy>=1.11",
+        "scikit-image>=0.22",  # CIELAB colours and the support region of object discovery
         "tqdm>=4.66",
         "typer>=0.12",
         "ninja>=1.11",  # builds the CPU rasteriser's C++ kernel at first use

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "ros_gs"
-CORE = ("sensors", "datasets", "gaussians", "render", "mapping", "physics", "semantics", "grasping")
+CORE = ("sensors", "datasets", "gaussians", "render", "mapping", "physics", "semantics", "objects", "grasping")
 FORBIDDEN = {
     # the core is testable with arrays alone: no ROS, no runtime, no nodes, no bag library, no simulator
     **{layer: {"ros_gs.runtime", "ros_gs.nodes", "ros_gs.bags", "ros_gs.cli", "ros_gs.sim", "rclpy", "rosbags"} for layer in CORE},

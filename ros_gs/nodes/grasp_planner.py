@@ -93,7 +93,7 @@ class GraspPlannerNode:
     def on_query(self, request, response):
         p = self.params
         self.queries += 1
-        response.ok, response.label, response.similarity = False, "", 0.0
+        response.ok, response.label, response.similarity, response.object_id = False, "", 0.0, -1
         if self.latest is None:
             response.message = "no complete camera set received yet"
             return response

@@ -152,19 +152,26 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
         region = _support_region(table)
         if roi is not None:
             region &= roi.astype(bool)
-        high = valid & region & (h > cfg.min_height) & (h < cfg.max_height)
+        # smoothed heights keep noise out; raw ones keep out the support just behind an object's
+        # edge, which the smoothing lifts
+        h_raw = P @ plane.normal + plane.offset
+        high = valid & region & (h > cfg.min_height) & (h < cfg.max_height) & (h_raw > 0.5 * cfg.min_height)
     high = ndimage.binary_opening(high)
-    lab = None
+    lab = dist = None
+    threshold = cfg.colour_distance
     colour_only = np.zeros_like(high)
     if cfg.use_colour and rgb is not None and table.any():
         lab = rgb_to_lab(rgb)
         ref = np.median(lab[table], axis=0)
         dab = np.hypot(lab[..., 1] - ref[1], lab[..., 2] - ref[2])
         dist = np.hypot(0.5 * (lab[..., 0] - ref[0]), dab)
+        # a textured support (wood grain) spreads its own colours: the threshold grows with it
+        spread = np.percentile(dist[table], 95)
+        threshold = max(cfg.colour_distance, 1.5 * spread)
         shadow = (lab[..., 0] < ref[0]) & (dab < 0.5 * cfg.colour_distance)  # the support, darker
-        with np.errstate(invalid="ignore"):
-            low = ~valid | (h <= cfg.min_height)
-        colour_only = ndimage.binary_opening(region & low & ~high & (dist > cfg.colour_distance) & ~shadow)
+        with np.errstate(invalid="ignore"):  # on the support (not below it: its edge faces) or without depth
+            low = ~valid | ((h <= cfg.min_height) & (h > -cfg.table_tolerance))
+        colour_only = ndimage.binary_opening(region & low & ~high & (dist > threshold) & ~shadow)
     if not (high.any() or colour_only.any()):
         return np.zeros(depth.shape, dtype=np.int32)
 
@@ -202,6 +209,13 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
     areas = np.bincount(comp.ravel(), weights=area.ravel(), minlength=nid)
     high_areas = np.bincount(comp.ravel(), weights=(area * high).ravel(), minlength=nid)
     keep = (areas >= cfg.min_area_cm2) & ((high_areas >= cfg.min_area_cm2) | (areas >= cfg.min_colour_area_cm2))
+    # pieces of the support itself (its edges, where smoothing lifts it): flat and of its colour
+    top = ndimage.median(np.nan_to_num(h, nan=0.0), comp, index=np.arange(nid))
+    if lab is not None:
+        far = ndimage.mean(dist > threshold, comp, index=np.arange(nid))
+        keep &= (top >= cfg.min_height) | (far > 0.5)
+    else:
+        keep &= top >= cfg.min_height
     keep[0] = False
     out = np.where(keep[comp], comp, 0).astype(np.int32)
     out = _merge_fragments(out, area, high, P[..., 2], cfg)

@@ -24,6 +24,7 @@ class SupportConfig(BaseModel):
     max_planes: int = Field(4, ge=1, le=20, description="planes tried, largest first, until one is a support")
     max_tilt_deg: float = Field(35.0, gt=0.0, le=90.0, description="a support's normal lies this close to the world's up (when known)")
     min_inliers: int = Field(200, ge=3, description="a smaller plane is no support")
+    min_share: float = Field(0.2, gt=0.0, le=1.0, description="a plane with fewer inliers than this share of the largest one's is no support (a box top)")
     seed: int = Field(0, description="RANSAC seed (open3d's global random seed)")
 
 
@@ -62,6 +63,7 @@ def fit_support(points: np.ndarray, viewpoint: np.ndarray, config: SupportConfig
     o3d.utility.random.seed(cfg.seed)
     cos_tilt = np.cos(np.radians(cfg.max_tilt_deg))
     vp = np.asarray(viewpoint, dtype=np.float64)
+    found: list[SupportPlane] = []
     for _ in range(cfg.max_planes):
         if len(cloud.points) < cfg.min_inliers:
             break
@@ -73,6 +75,11 @@ def fit_support(points: np.ndarray, viewpoint: np.ndarray, config: SupportConfig
         if n @ vp + off < 0:  # the camera must be above the support
             n, off = -n, -off
         if up is None or n @ (np.asarray(up, float) / np.linalg.norm(up)) > cos_tilt:
-            return SupportPlane(n, float(off), len(inl))
+            found.append(SupportPlane(n, float(off), len(inl)))
         cloud = cloud.select_by_index(inl, invert=True)
-    raise SensorDataError("no support plane (table top, floor) facing the camera was found")
+    if not found:
+        raise SensorDataError("no support plane (table top, floor) facing the camera was found")
+    big = max(p.inliers for p in found)
+    if up is None:  # a lone camera without a world frame: box sides and walls are planes too
+        return max(found, key=lambda p: p.inliers)
+    return min((p for p in found if p.inliers >= cfg.min_share * big), key=lambda p: p.normal @ vp + p.offset)

@@ -11,8 +11,9 @@ from ros_gs.sim.geometry import matrix_to_quat
 
 
 def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
-    """(body XML for the worldbody, actuator XML).  Each finger slides 0 .. max_opening/2 (joint
-    range and position control range alike: 40 mm for the Franka, 42.5 mm for the 2F-85)."""
+    """(body XML for the worldbody, actuator XML).  Each finger slides 0 .. max_opening/2 (40 mm
+    for the Franka, 42.5 mm for the 2F-85); its position servo takes targets down to
+    -max_opening/2, past closed: the finger then squeezes what it holds (force-limited)."""
     t, w, L, p = g.finger_thickness / 2, g.finger_width / 2, g.finger_length / 2, g.palm_depth / 2
     span = g.max_opening / 2 + g.finger_thickness
     finger = 'type="box" size="{t} {w} {L}" friction="1.0 0.005 0.0001" mass="0.05" rgba="0.2 0.2 0.22 1"'.format(t=t, w=w, L=L)
@@ -30,15 +31,23 @@ def gripper_xml(g: ParallelGripper) -> tuple[str, str]:
     )
     act = ('  <equality><weld body1="hand_target" body2="hand" solref="0.005 1"/></equality>\n'
            '  <actuator>\n'
-           f'    <position name="act_l" joint="slide_l" kp="300" forcerange="-15 15" ctrlrange="0 {g.max_opening / 2}"/>\n'
-           f'    <position name="act_r" joint="slide_r" kp="300" forcerange="-15 15" ctrlrange="0 {g.max_opening / 2}"/>\n'
+           f'    <position name="act_l" joint="slide_l" kp="300" forcerange="-15 15" ctrlrange="{-g.max_opening / 2} {g.max_opening / 2}"/>\n'
+           f'    <position name="act_r" joint="slide_r" kp="300" forcerange="-15 15" ctrlrange="{-g.max_opening / 2} {g.max_opening / 2}"/>\n'
            '  </actuator>\n')
     return body, act
 
 
-def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body: str, lift: float = 0.15) -> float:
+def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body: str, lift: float = 0.15,
+            squeeze: float = 0.0, close_speed: float = 0.1) -> float:
     """Run approach (from 12 cm back along the approach), close, lift by ``lift``; returns how
-    far the object rose (m)."""
+    far the object rose (m).
+
+    Closing: with the default ``squeeze=0`` each finger's servo target jumps to 0 (closed) and
+    the grip is 300 N/m x the finger's position at contact (7.5 N on a 5 cm object, 0.6 N on a
+    4 mm wall).  With ``squeeze > 0`` the target moves at ``close_speed`` (m/s, per finger) to
+    ``-squeeze``, past closed: the fingers meet the object slowly (a jump would slam them
+    through a thin wall) and grip it with 300 N/m x (position + squeeze), up to the 15 N force
+    limit, as a real gripper closing with a set force does."""
     import mujoco
 
     body, act = gripper_xml(gripper)
@@ -61,18 +70,24 @@ def execute(scene_xml: str, grasp: Grasp, gripper: ParallelGripper, object_body:
     d.ctrl[:] = half
     d.qpos[m.joint("slide_l").qposadr[0]] = d.qpos[m.joint("slide_r").qposadr[0]] = half
 
-    def run(seconds: float, pos_at) -> None:
+    def run(seconds: float, pos_at, ctrl_at=None) -> None:
         n = int(round(seconds / m.opt.timestep))
         for k in range(n):
             d.mocap_pos[hand] = pos_at((k + 1) / n)
+            if ctrl_at is not None:
+                d.ctrl[:] = ctrl_at((k + 1) * m.opt.timestep)
             mujoco.mj_step(m, d)
 
     mujoco.mj_forward(m, d)
     run(0.3, lambda a: start)  # settle, open
     z0 = d.xpos[obj][2]
     run(0.6, lambda a: start + a * (target - start))  # approach
-    d.ctrl[:] = 0.0  # close (the force limit holds the object)
-    run(0.6, lambda a: target)
+    if squeeze > 0:  # close at close_speed to past closed (the force limit holds the object)
+        goal = -min(squeeze, gripper.max_opening / 2)
+        run(max(0.6, (half - goal) / close_speed + 0.2), lambda a: target, lambda t: max(goal, half - close_speed * t))
+    else:
+        d.ctrl[:] = 0.0  # close (the force limit holds the object)
+        run(0.6, lambda a: target)
     up = np.array([0.0, 0.0, lift])
     run(1.0, lambda a: target + a * up)  # lift
     run(0.3, lambda a: target + up)  # hold
