@@ -73,6 +73,9 @@ demo: setup
 		--service-log $(OUT)/tabletop_grasps.yaml
 	$(VENV)/bin/ros-gs grasp $(OUT)/tabletop.mcap "the banana" --params config/grasp_planner_tabletop.yaml \
 		--png $(OUT)/tabletop_grasps.png
+	$(VENV)/bin/ros-gs bag from-graspnet $(DATA)/graspnet_tabletop $(OUT)/graspnet.mcap --overwrite
+	$(VENV)/bin/ros-gs query-grasps $(OUT)/graspnet.mcap "something yellow" --json --max-grasps 3 > $(OUT)/graspnet_query.json
+	$(VENV)/bin/ros-gs query-grasps $(OUT)/graspnet.mcap "the tall red box" --max-grasps 3
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests

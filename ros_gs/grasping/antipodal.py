@@ -128,10 +128,10 @@ def _opposite_contacts(P: np.ndarray, i: int, a: np.ndarray, cand: np.ndarray, a
     a sampled point beside the line would tilt the closing line by tens of degrees."""
     order = cand[np.argsort(along[cand], kind="stable")]
     groups = np.split(order, np.flatnonzero(np.diff(along[order]) > gap) + 1)
-    out = [(P[int(groups[-1][-1])], int(groups[-1][-1]))]
+    out = [(P[int(groups[-1][-1])], int(groups[-1][-1]), True)]
     for g in groups[:-1]:
         j = int(g[np.argmin(perp[g])])
-        out.append((P[i] + along[j] * a, j))
+        out.append((P[i] + along[j] * a, j, False))
     return out
 
 
@@ -166,14 +166,15 @@ def sample_grasps(points: np.ndarray, normals: np.ndarray, scene_points: np.ndar
         ok = (along > config.min_width) & (perp < config.line_radius) & (Nn @ a0 > cos_fc)
         if not ok.any():
             continue
-        for p_j, j in _opposite_contacts(P, i, a0, np.flatnonzero(ok), along, perp, config.line_radius):
-            out.extend(_grasps_on_pair(P[i], Nn[i], p_j, Nn[j], scene, tree, gripper, config, cos_fc, reach, support_height))
+        for p_j, j, farthest in _opposite_contacts(P, i, a0, np.flatnonzero(ok), along, perp, config.line_radius):
+            extra = (0.0,) if farthest else config.extra_openings
+            out.extend(_grasps_on_pair(P[i], Nn[i], p_j, Nn[j], scene, tree, gripper, config, cos_fc, reach, support_height, extra))
     return out
 
 
 def _grasps_on_pair(p_i: np.ndarray, n_i: np.ndarray, p_j: np.ndarray, n_j: np.ndarray, scene: np.ndarray,
                     tree: cKDTree | None, gripper: ParallelGripper, config: AntipodalConfig, cos_fc: float, reach: float,
-                    support_height: float | None) -> list[Grasp]:
+                    support_height: float | None, extra_openings: tuple[float, ...] = (0.0,)) -> list[Grasp]:
     """Collision-free grasps closing on contacts ``p_i`` and ``p_j`` (outward normals ``n_i``,
     ``n_j``): at most one per approach direction."""
     # the fingers close along the contact line itself; both normals must lie in its cone
@@ -185,7 +186,7 @@ def _grasps_on_pair(p_i: np.ndarray, n_i: np.ndarray, p_j: np.ndarray, n_j: np.n
     c_i, c_j = float(-n_i @ a), float(n_j @ a)
     if c_i < cos_fc or c_j < cos_fc:
         return []
-    openings = [o for o in (width + 2 * gripper.clearance + e for e in config.extra_openings) if o <= gripper.max_opening]
+    openings = [o for o in (width + 2 * gripper.clearance + e for e in extra_openings) if o <= gripper.max_opening]
     if not openings:
         return []
     quality = 0.5 * (c_i + c_j)  # 1: both normals on the closing line
