@@ -150,17 +150,37 @@ class ObjectTrackEval:
     """Tracked objects against ground truth: motion since the first matched stamp."""
 
     ids: list[int]  # instance ids (tracked/<id>)
-    names: list[str]  # ground-truth object of each id (instance id = object index + 1)
+    names: list[str]  # ground-truth object of each id (the nearest at the first stamp, one to one)
     stamps: np.ndarray  # (T,) ns
     position_error_m: np.ndarray  # (T, K) |object origin carried by the estimated motion - true origin|
     rotation_error_deg: np.ndarray  # (T, K) angle of (R_est(t) R_est(0)^T)^T R_gt(t) R_gt(0)^T
     moved_m: np.ndarray  # (K,) true displacement at the last stamp
 
 
+def _match_tracked(tracked: dict[int, dict[int, np.ndarray]], names: list[str], gt, max_m: float = 0.1):
+    """(ids, {id: name}): each tracked id paired with the true object nearest to its first pose."""
+    from scipy.optimize import linear_sum_assignment
+
+    ids = sorted(tracked)
+    cost = np.full((len(ids), len(names)), 1e9)
+    for a, i in enumerate(ids):
+        s0 = min(tracked[i])
+        p = tracked[i][s0][:3, 3]
+        for b, name in enumerate(names):
+            try:
+                cost[a, b] = np.linalg.norm(gt.lookup("world", f"gt/{name}", s0).matrix[:3, 3] - p)
+            except TransformError:
+                pass
+    rows, cols = linear_sum_assignment(cost)
+    pairs = {ids[r]: names[c] for r, c in zip(rows, cols) if cost[r, c] < max_m}
+    return sorted(pairs), pairs
+
+
 def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "tracked/") -> ObjectTrackEval:
-    """Objects published on /tf as ``<prefix><instance id>`` (``physics_tracker``) against the
-    ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags, where ``name`` is
-    object ``id - 1`` of ``/ground_truth/objects``.  The tracker's body frames start where its
+    """Objects published on /tf as ``<prefix><id>`` (``physics_tracker``) against the
+    ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags.  Each tracked id
+    is the ground-truth object nearest to it at the first stamp they share (one to one, within
+    10 cm: ids found in sensor data need not be MuJoCo's).  The tracker's body frames start where its
     first points were, so motions since the first matched stamp are compared, not poses: the true
     object origin at the first stamp, moved by the estimated motion, against the true origin."""
     import json
@@ -177,15 +197,15 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
                 child = str(t.child_frame_id)
                 if child.startswith(prefix) and child[len(prefix):].isdigit():
                     tracked.setdefault(int(child[len(prefix):]), {})[header_stamp_ns(t)] = pose_msg_to_matrix(t.transform)
-    ids = sorted(i for i in tracked if 1 <= i <= len(names))
-    if not ids:
-        raise DatasetError(f"{tracked_bag}: no /tf frames {prefix}<id> matching the {len(names)} ground-truth objects")
     gt = tf_ground_truth(gt_bag)
+    ids, matched = _match_tracked(tracked, names, gt)
+    if not ids:
+        raise DatasetError(f"{tracked_bag}: no /tf frames {prefix}<id> near any of the {len(names)} ground-truth objects")
     stamps = sorted(set.intersection(*(set(tracked[i]) for i in ids)))
     truths, kept = [], []
     for s in stamps:
         try:
-            truth = [gt.lookup("world", f"gt/{names[i - 1]}", s).matrix for i in ids]
+            truth = [gt.lookup("world", f"gt/{matched[i]}", s).matrix for i in ids]
         except TransformError:
             continue
         kept.append(s)
@@ -204,7 +224,7 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
     r_gt = np.einsum("tkij,kjl->tkil", G[:, :, :3, :3], np.transpose(G[0, :, :3, :3], (0, 2, 1)))
     rel = np.einsum("tkji,tkjl->tkil", r_est, r_gt)
     cos = np.clip((np.trace(rel, axis1=2, axis2=3) - 1) / 2, -1.0, 1.0)
-    return ObjectTrackEval(ids, [names[i - 1] for i in ids], np.array(kept), np.linalg.norm(dpos, axis=2),
+    return ObjectTrackEval(ids, [matched[i] for i in ids], np.array(kept), np.linalg.norm(dpos, axis=2),
                            np.degrees(np.arccos(cos)), np.linalg.norm(G[-1, :, :3, 3] - G[0, :, :3, 3], axis=1))
 
 

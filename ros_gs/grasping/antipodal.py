@@ -62,6 +62,7 @@ class AntipodalConfig(BaseModel):
         return v
 
     seeds: int = Field(400, ge=1, le=100_000, description="seed points sampled on the object")
+    max_candidates: int | None = Field(None, ge=1, description="stop sampling seeds once this many collision-free grasps are found (bounds a query's time on big objects); None: try every seed")
     friction_angle_deg: float = Field(20.0, gt=0.0, lt=90.0, description="half-angle of the friction cone the contact normals must lie in")
     line_radius: float = Field(0.004, gt=0.0, description="opposite contacts are searched this close (m) to the closing line")
     min_width: float = Field(0.002, ge=0.0, description="narrower contact pairs are dropped (m); thin walls (a mug's rim, ~3-5 mm) are grasped above it")
@@ -169,6 +170,8 @@ def sample_grasps(points: np.ndarray, normals: np.ndarray, scene_points: np.ndar
             continue
         for p_j, j in _opposite_contacts(P, i, a0, np.flatnonzero(ok), along, perp, config.line_radius):
             out.extend(_grasps_on_pair(P[i], Nn[i], p_j, Nn[j], scene, tree, gripper, config, cos_fc, reach, support_height))
+        if config.max_candidates is not None and len(out) >= config.max_candidates:
+            break
     return out
 
 

@@ -33,8 +33,10 @@ class GraspPlannerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gripper: ParallelGripper = Field(default_factory=ParallelGripper, description="the gripper")
-    sampler: AntipodalConfig = Field(default_factory=AntipodalConfig, description="antipodal sampling")
+    sampler: AntipodalConfig = Field(default_factory=lambda: AntipodalConfig(max_candidates=120), description="antipodal sampling (at most 120 candidates: a query stays well under 300 ms on this CPU)")
     voxel: float = Field(0.003, gt=0.0, description="object points are thinned to one per voxel of this size (m)")
+    max_sample_points: int = Field(2500, ge=10, description="a target with more points (walls included) samples contacts on a coarser grid; bounds a query's time")
+    collision_voxel: float = Field(0.005, gt=0.0, description="the points the gripper must clear are thinned to this voxel (m); finer than the fingers (12 mm) so no surface slips through one")
     min_points: int = Field(20, ge=3, description="objects with fewer points cannot be grasped")
     min_similarity: float = Field(0.25, ge=-1.0, le=1.0, description="the query must match a label at least this well (cosine), else no object is chosen. On the tabletop labels: 'something to drink from' -> mug 0.34, 'a cup' 0.48, 'the mug' 0.60; 'weather forecast for tomorrow' 0.10 (but 'a jet engine turbine blade' -> cylinder 0.34)")
     max_grasps: int = Field(10, ge=1, le=1000, description="at most this many grasps are returned, best first")
@@ -46,6 +48,7 @@ class SceneObject:
     label: str
     points: np.ndarray  # (N, 3) world
     id: int = -1
+    viewpoints: np.ndarray | None = None  # (N, 3) centre of the camera that saw each point: normals face it
 
 
 @dataclass
@@ -67,10 +70,15 @@ class GraspResult:
         return self.matches[0].label if self.matches else ""
 
 
-def _thin(points: np.ndarray, voxel: float) -> np.ndarray:
+def _thin_index(points: np.ndarray, voxel: float) -> np.ndarray:
+    """Indices of the first point in each voxel, in order."""
     keys = np.floor(points / voxel).astype(np.int64)
     _, first = np.unique(keys, axis=0, return_index=True)
-    return points[np.sort(first)]
+    return np.sort(first)
+
+
+def _thin(points: np.ndarray, voxel: float) -> np.ndarray:
+    return points[_thin_index(points, voxel)]
 
 
 class GraspPlanner:
@@ -87,10 +95,15 @@ class GraspPlanner:
         kept = []
         for o in objects:
             pts = np.asarray(o.points, dtype=np.float64).reshape(-1, 3)
-            pts = pts[np.isfinite(pts).all(axis=1)]
+            vps = None if o.viewpoints is None else np.asarray(o.viewpoints, dtype=np.float64).reshape(-1, 3)
+            if vps is not None and len(vps) != len(pts):
+                raise ConfigError(f"object {o.label!r}: {len(vps)} viewpoints for {len(pts)} points")
+            finite = np.isfinite(pts).all(axis=1) & (np.isfinite(vps).all(axis=1) if vps is not None else True)
+            pts = pts[finite]
             if len(pts) == 0:
                 raise ConfigError(f"object {o.label!r} has no finite points")
-            kept.append(SceneObject(o.label, _thin(pts, self.config.voxel), o.id))
+            keep = _thin_index(pts, self.config.voxel)
+            kept.append(SceneObject(o.label, pts[keep], o.id, None if vps is None else vps[finite][keep]))
         if support_height is not None and not np.isfinite(support_height):
             raise ConfigError("support_height must be finite")
         self.objects, self.support_height, self.scene = kept, support_height, None
@@ -98,7 +111,7 @@ class GraspPlanner:
     def set_objects(self, scene: ObjectScene) -> None:
         """Objects found in sensor data (:func:`ros_gs.objects.find_objects`): queries are
         grounded in their descriptions; the gripper stays above ``scene.support``."""
-        self.set_scene([SceneObject(d.label, o.points, o.id) for o, d in zip(scene.objects, scene.descriptions)])
+        self.set_scene([SceneObject(d.label, o.points, o.id, o.viewpoints) for o, d in zip(scene.objects, scene.descriptions)])
         self.scene = scene
 
     def _choose(self, q: str) -> GraspResult:
@@ -143,8 +156,10 @@ class GraspPlanner:
             return p @ T_sw[:3, :3].T + T_sw[:3, 3]
 
         pts = to_s(target.points)
-        normals = outward_normals(pts)
-        scene = to_s(np.concatenate([o.points for o in self.objects]))
+        # normals face the camera that saw each point: right for both walls of a cup (the
+        # centroid rule turns its inner wall inside out)
+        normals = outward_normals(pts, viewpoints=None if target.viewpoints is None else to_s(target.viewpoints))
+        scene = to_s(_thin(np.concatenate([o.points for o in self.objects]), self.config.collision_voxel))
         found = self.scene.objects[result.object_index] if self.scene is not None else None
         one_side = found is not None and len(np.unique(np.round(found.viewpoints, 3), axis=0)) == 1
         if one_side and self.config.complete_to_support:  # seen by one camera: its far side gets walls
@@ -153,7 +168,10 @@ class GraspPlanner:
                 walls = to_s(walls)
                 pts = np.concatenate([pts, walls])
                 normals = np.concatenate([normals, wall_normals @ T_sw[:3, :3].T])
-                scene = np.concatenate([scene, walls])
+                scene = _thin(np.concatenate([scene, walls]), self.config.collision_voxel)
+        if len(pts) > self.config.max_sample_points:  # a big object: contacts from a coarser grid
+            keep = _thin_index(pts, self.config.voxel * np.sqrt(len(pts) / self.config.max_sample_points))
+            pts, normals = pts[keep], normals[keep]
         cands = sample_grasps(pts, normals, scene, self.config.gripper, self.config.sampler, support)
         grasps = suppress(cands)[: self.config.max_grasps]
         for g in grasps:

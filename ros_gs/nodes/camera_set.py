@@ -103,6 +103,10 @@ class CameraSetInput:
         T = self.tf_static.lookup(frame, depth_msg.header.frame_id).matrix
         return depth, pin, seg, rgb, T
 
+    def camera_model(self, msgs, k: int) -> PinholeCamera:
+        """Camera k's model (from its CameraInfo) in a matched set."""
+        return camera_from_info(msgs[k * self.per_camera + 1])
+
     def views(self, msgs, world_frame: str) -> list[tuple[DepthView, PinholeCamera]]:
         """Arrays of a matched set with masks: a :class:`DepthView` and the camera model per
         camera (SensorDataError for inconsistent images, TransformError without the camera's pose)."""

@@ -1,11 +1,13 @@
-"""physics_tracker: objects seen by static RGB-D cameras with instance segmentation become
-particle bodies in a physics world, and visual forces keep the simulation on what the cameras
-see (ros_gs.physics).  Publishes each object's pose, so a planner gets poses that obey physics
-between and through frames.
+"""physics_tracker: objects seen by static RGB-D cameras become particle bodies in a physics
+world, and visual forces keep the simulation on what the cameras see (ros_gs.physics).
+Publishes each object's pose, so a planner gets poses that obey physics between and through
+frames.
 
 Inputs, per camera namespace ``C`` in ``cameras``: ``C/depth/image_raw`` (metres or mm),
-``C/segmentation`` (16UC1 instance ids, 0 = no object, as an instance detector publishes) and
-``C/color/camera_info``; camera poses from /tf_static (``world_frame`` -> the images' frame).
+``C/color/image_raw`` and ``C/color/camera_info``; camera poses from /tf_static
+(``world_frame`` -> the images' frame).  The objects are found in every set of depth and
+colour (:mod:`ros_gs.objects`, ids kept across sets); with ``use_segmentation`` an upstream
+detector's ``C/segmentation`` (16UC1 instance ids, 0 = no object) gives them instead.
 On the first complete set each instance's depth pixels, from every camera, become its points
 (again after a gap longer than ``restart_after_s``, time going backwards or a diverged world):
 particles fill them down to ``world.ground_height`` (the support the objects rest on), and Gaussians
@@ -23,6 +25,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from pydantic import Field
 
 from ros_gs.errors import ConfigError, InputError
@@ -35,7 +38,8 @@ from ros_gs.render.camera import render_K
 from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.semantics.instances import instance_points
+from ros_gs.objects import ObjectFinder, ObjectFinderConfig
+from ros_gs.semantics.instances import DepthView, instance_points
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
@@ -43,8 +47,33 @@ from ros_gs.sensors.stamps import header_stamp_ns, make_header
 CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
 
 
+def _pixels_to_world(depth: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    v, u = np.nonzero(mask)
+    z = np.nan_to_num(depth[v, u].astype(np.float64), nan=0.0)
+    xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
+    return xyz @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
+
+
+def _merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
+    """Instances whose points mostly lie within one particle pitch of another's become one body
+    (two bodies in one place would push each other apart: the simulation explodes)."""
+    ids = sorted(points)
+    merged = {i: points[i] for i in ids}
+    for a in ids:
+        for b in ids:
+            if a < b and a in merged and b in merged:
+                small, big = (merged[a], merged[b]) if len(merged[a]) <= len(merged[b]) else (merged[b], merged[a])
+                d, _ = cKDTree(big).query(small, distance_upper_bound=spacing)
+                if np.isfinite(d).mean() > share:
+                    merged[a] = np.concatenate([merged[a], merged.pop(b)])
+    return merged
+
+
 class PhysicsTrackerParams(NodeParams):
-    cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/segmentation, C/color/camera_info")
+    cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/color/image_raw, C/color/camera_info")
+    use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation instead of finding them in depth and colour")
+    finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data (without use_segmentation)")
+    assign_distance: float = Field(0.03, gt=0.0, description="without use_segmentation: an object pixel belongs to the body with a particle this close (m), else to none")
     world_frame: str = Field("world", description="the fixed frame the cameras are calibrated in (/tf_static) and poses are published in")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one set of all cameras' images")
     spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
@@ -67,7 +96,9 @@ class PhysicsTrackerNode:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.params = p = ctx.get_params(PhysicsTrackerParams)
-        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set), p.time_jump_s)
+        self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set), p.time_jump_s,
+                                      segmentation=p.use_segmentation, colour=not p.use_segmentation)
+        self.finder = ObjectFinder(p.finder)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.world: World | None = None
@@ -81,7 +112,7 @@ class PhysicsTrackerNode:
 
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
-        views = self.cameras.views(msgs, self.params.world_frame)
+        views = self._views(msgs)
         if self.world is not None:
             gap = (stamp - self._last_stamp) * 1e-9
             if gap <= 0 or gap > self.params.restart_after_s:
@@ -109,8 +140,11 @@ class PhysicsTrackerNode:
             pull, _ = visual_forces(self.world, self.binding, self.appearance, obs,
                                     self.params.forces.model_copy(update={"damping": 0.0}))
             for _ in range(n):
-                self.world.step(gap / n, pull + drag_forces(self.world, self.params.forces.damping, gap / n))
-            if not np.isfinite(self.world.poses()).all():
+                forces = pull + drag_forces(self.world, self.params.forces.damping, gap / n)
+                if not np.isfinite(forces).all():
+                    break
+                self.world.step(gap / n, forces)
+            if not (np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all()):
                 self._restart("the simulation diverged (non-finite poses)")
                 self._last_stamp = stamp
                 return
@@ -118,14 +152,45 @@ class PhysicsTrackerNode:
         self.frames += 1
         self._publish(stamp)
 
+    def _views(self, msgs) -> list:
+        """(DepthView with instance ids, camera model) per camera: the detector's masks, or the
+        objects found in depth and colour.  Once bodies exist, each found object pixel takes the
+        id of the body whose particles are nearest to its point (within ``assign_distance``), so
+        objects that touch or a hand that pushes them are kept apart by what physics predicts."""
+        p = self.params
+        if p.use_segmentation:
+            return self.cameras.views(msgs, p.world_frame)
+        views = self.cameras.object_views(msgs, p.world_frame)
+        objects = self.finder.update(views, np.array([0.0, 0.0, 1.0]))
+        tree = None
+        if self.world is not None:
+            poses = self.world.poses()
+            pts = [part @ T[:3, :3].T + T[:3, 3] for part, T in zip(self._parts, poses)]
+            owner = np.concatenate([np.full(len(q), i) for q, i in zip(pts, self.ids)])
+            tree = cKDTree(np.concatenate(pts))
+        out = []
+        for k, v in enumerate(views):
+            ids = np.zeros(v.depth.shape, dtype=np.int64)
+            for o in objects:
+                if k in o.masks:
+                    ids[o.masks[k]] = o.id
+            if tree is not None:
+                fg = ids > 0
+                world_pts = _pixels_to_world(v.depth, v.K, v.T_world_cam, fg)
+                d, j = tree.query(world_pts)
+                ids[fg] = np.where(d < p.assign_distance, owner[j], 0)
+            out.append((DepthView(v.depth, ids, v.K, v.T_world_cam), self.cameras.camera_model(msgs, k)))
+        return out
+
     def _restart(self, why: str) -> None:
         """Drop the world; the next image set builds the objects again (a counted skip says why)."""
         self.ctx.count_skip("physics_tracker", InputError(f"objects rebuilt: {why}"))
         self.world, self.ids, self.restarts = None, [], self.restarts + 1
+        self.finder.reset()
 
     def _start(self, views) -> None:
         p = self.params
-        points = instance_points(views)
+        points = _merge_overlapping(instance_points(views), p.spacing)
         world = World(p.world)
         gauss, body, parts, ids = [], [], [], []
         for i in sorted(points):
@@ -159,7 +224,7 @@ class PhysicsTrackerNode:
         self.appearance = Appearance(scales=torch.full((n, 3), 0.6 * p.gaussian_spacing), opacities=torch.full((n,), 0.95),
                                      sh=torch.as_tensor((cols - 0.5) / C0, dtype=torch.float32)[:, None, :])
         self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), np.concatenate(body), world.poses(), parts)
-        self.world, self.ids = world, ids
+        self.world, self.ids, self._parts = world, ids, parts
         self.ctx.logger.info("tracking instances %s (%d particles, %d Gaussians)", ids, world.num_particles, n)
 
     def _publish(self, stamp: int) -> None:

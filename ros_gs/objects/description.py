@@ -61,24 +61,20 @@ def _hull_stats(xy: np.ndarray) -> tuple[float, float]:
     return float(hull.volume), float(hull.area)
 
 
-def shape_class(length: float, width: float, height: float, fill: float, circularity: float, top_share: float) -> str:
-    """The shape class from extents (m), the footprint's hull area over its bounding rectangle
-    (``fill``: 1 for a box, pi/4 for a disc), ``circularity`` (4 pi area / perimeter^2: 1 for a
-    disc, 0.79 for a square) and ``top_share`` (share of points within 15 % of the height from
-    the top: high for flat tops)."""
+def shape_class(length: float, width: float, height: float, circularity: float, top_cover: float) -> str:
+    """The shape class from extents (m), the footprint's ``circularity`` (4 pi area /
+    perimeter^2 of its convex hull: 1 for a disc, 0.79 for a square) and ``top_cover`` (the
+    share of the footprint under points within 15 % of the height from the top: near 1 for the
+    flat top of a box or an upright cylinder, about 0.5 for a sphere's cap)."""
     if length > 2.2 * max(width, height):
         return "elongated"
     if height < 0.35 * width:
         return "flat"
-    round_fp = circularity > 0.86 and width > 0.8 * length
-    if round_fp and top_share < 0.3 and 0.7 < height / length < 1.4:
+    round_fp = circularity > 0.88
+    if top_cover > 0.6:
+        return "cylinder" if round_fp else "box"
+    if round_fp and 0.6 < height / max(length, 1e-9) < 1.5:
         return "sphere"
-    if round_fp and top_share >= 0.2:
-        return "cylinder"
-    if fill > 0.86 and top_share >= 0.2:
-        return "box"
-    if round_fp:
-        return "cylinder"
     return "irregular"
 
 
@@ -99,10 +95,10 @@ def describe(obj_id: int, points: np.ndarray, lab: np.ndarray, support: SupportP
     length, width = float(hi[0] - lo[0]), float(hi[1] - lo[1])
     height = float(np.percentile(local[:, 2], 99))
     area, perim = _hull_stats(proj)
-    fill = area / max(length * width, 1e-12)
     circ = 4 * math.pi * area / max(perim * perim, 1e-12)
-    top_share = float(np.mean(local[:, 2] > 0.85 * height)) if height > 0 else 0.0
-    shape = shape_class(length, width, height, fill, circ, top_share)
+    top = local[:, 2] > 0.85 * height
+    top_cover = _hull_stats(proj[top])[0] / max(area, 1e-12) if height > 0 and top.sum() >= 3 else 0.0
+    shape = shape_class(length, width, height, circ, top_cover)
     mid = c + axes @ ((lo + hi) / 2)
     centre = B.T @ np.array([mid[0], mid[1], -support.offset])
     good = np.isfinite(lab).all(axis=1) if len(lab) else np.zeros(0, bool)

@@ -92,6 +92,28 @@ def _support_region(table: np.ndarray) -> np.ndarray:
     return convex_hull_image(lab == 1 + int(np.argmax(sizes)))
 
 
+def _over_support(P: np.ndarray, valid: np.ndarray, table: np.ndarray, plane: SupportPlane) -> np.ndarray:
+    """Pixels whose point lies over the support's extent (the convex hull of its points, along
+    the plane): an object's top can rise above the table's far edge in the image."""
+    from scipy.spatial import Delaunay, QhullError
+
+    B = plane.basis()
+    pts = P[table]
+    if len(pts) < 3:
+        return np.zeros(valid.shape, dtype=bool)
+    tri_uv = pts @ B[:2].T
+    try:
+        from scipy.spatial import ConvexHull
+
+        hull = Delaunay(tri_uv[ConvexHull(tri_uv).vertices])
+    except (QhullError, ValueError):
+        return np.zeros(valid.shape, dtype=bool)
+    out = np.zeros(valid.shape, dtype=bool)
+    uv = P[valid] @ B[:2].T
+    out[valid] = hull.find_simplex(uv) >= 0
+    return out
+
+
 def _links(shape: tuple[int, int], axis: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.arange(shape[0] * shape[1]).reshape(shape)
     if axis == 1:
@@ -149,7 +171,9 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
     h = np.where(valid, Ps @ plane.normal + plane.offset, np.nan)
     with np.errstate(invalid="ignore"):
         table = valid & (np.abs(h) < cfg.table_tolerance)
-        region = _support_region(table)
+        # over the support: by the points where depth is valid, by the image otherwise
+        region = np.where(valid, _over_support(P, valid, ndimage.binary_opening(table, iterations=2), plane),
+                          _support_region(table))
         if roi is not None:
             region &= roi.astype(bool)
         # smoothed heights keep noise out; raw ones keep out the support just behind an object's

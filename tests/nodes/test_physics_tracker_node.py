@@ -26,7 +26,7 @@ def push_bag(tmp_path_factory) -> Path:
 
 def test_physics_tracker_follows_the_push(push_bag: Path, tmp_path: Path) -> None:
     out = tmp_path / "tracked.mcap"
-    rt = ReplayRuntime(push_bag, out, overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z,
+    rt = ReplayRuntime(push_bag, out, overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z, "use_segmentation": True,
                                                                      "world.device": "cpu", "forces.backend": "cpu"}})
     node = rt.add_node(PhysicsTrackerNode)
     report = rt.run()
@@ -74,7 +74,7 @@ def test_gaps_and_time_going_back_rebuild_the_objects(push_bag: Path, tmp_path: 
                 writer.write(raw.topic, raw.msgtype, msg, raw.log_ns)
                 continue
             writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
-    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z,
+    rt = ReplayRuntime(bag, tmp_path / "out.mcap", overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z, "use_segmentation": True,
                                                                                  "world.device": "cpu", "forces.backend": "cpu"}})
     node = rt.add_node(PhysicsTrackerNode)
     report = rt.run()

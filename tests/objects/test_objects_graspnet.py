@@ -14,6 +14,10 @@ pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"real GraspNet frame 
 
 # GraspNet class id -> object, identified by eye in color.png (benchmarks/graspnet_objects.yaml)
 CRACKER_BOX, SOUP_CAN, BANANA, DRILL, BLUE_CUP, BLUE_CAP, WHITE_BOTTLE, ELEPHANT, WHITE_TUBE = 1, 3, 6, 9, 23, 27, 39, 52, 62
+# largest extent (m) of each, measured in the depth image (graspnet_objects.yaml): the issue's
+# judge is "within its own size of its ground-truth origin"
+SIZE = {CRACKER_BOX: 0.21, SOUP_CAN: 0.10, BANANA: 0.19, DRILL: 0.20, BLUE_CUP: 0.085, BLUE_CAP: 0.06, WHITE_BOTTLE: 0.14,
+        ELEPHANT: 0.15, WHITE_TUBE: 0.19}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +80,8 @@ def test_top_grasp_lies_on_the_named_object(frame, scene, query: str, ok: set[in
     centre = r.grasps[0].pose[:3, 3]
     dist = {c: float(np.linalg.norm(p - centre)) for c, p in origins.items()}
     nearest = min(dist, key=dist.get)
-    assert nearest in ok and dist[nearest] < 0.1, (query, r.description, nearest, dist[nearest])
+    # nearest to the named object's origin of all nine, and within that object's own size of it
+    assert nearest in ok and dist[nearest] < SIZE[nearest], (query, r.description, nearest, dist[nearest])
 
 
 def test_a_kind_alone_is_ambiguous(scene) -> None:
