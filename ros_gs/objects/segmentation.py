@@ -52,13 +52,29 @@ def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
     return np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=-1)
 
 
-def _smooth(points: np.ndarray, window: int) -> np.ndarray:
+def _smooth(points: np.ndarray, window: int, rel: float = 0.02, absolute: float = 0.01) -> np.ndarray:
+    """Points averaged over a ``window`` x ``window`` neighbourhood, taking only neighbours whose
+    depth lies within ``absolute + rel * depth`` of the centre's (a mug's rim must not be
+    averaged with the floor far behind it)."""
     valid = np.isfinite(points[..., 2])
     p = np.where(valid[..., None], points, 0.0)
-    s = ndimage.uniform_filter(p, size=(window, window, 1), mode="nearest")
-    c = ndimage.uniform_filter(valid.astype(np.float64), size=window, mode="nearest")
+    z = np.where(valid, points[..., 2], np.inf)
+    acc = np.zeros_like(p)
+    cnt = np.zeros(valid.shape)
+    r = window // 2
+    H, W = valid.shape
+    zp = np.pad(z, r, constant_values=np.inf)
+    pp = np.pad(p, ((r, r), (r, r), (0, 0)))
+    tol = absolute + rel * np.where(valid, points[..., 2], 0.0)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            zn = zp[r + dy: r + dy + H, r + dx: r + dx + W]
+            with np.errstate(invalid="ignore"):
+                ok = valid & (np.abs(zn - z) < tol)
+            acc += np.where(ok[..., None], pp[r + dy: r + dy + H, r + dx: r + dx + W], 0.0)
+            cnt += ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = s / c[..., None]
+        out = acc / cnt[..., None]
     out[~valid] = np.nan
     return out
 
@@ -180,7 +196,8 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
         # edge, which the smoothing lifts
         h_raw = P @ plane.normal + plane.offset
         high = valid & region & (h > cfg.min_height) & (h < cfg.max_height) & (h_raw > 0.5 * cfg.min_height)
-    high = ndimage.binary_opening(high)
+    # opening by reconstruction: specks of noise go, thin edges of kept parts (a rim) stay
+    high = ndimage.binary_propagation(ndimage.binary_opening(high), mask=high)
     lab = dist = None
     threshold = cfg.colour_distance
     colour_only = np.zeros_like(high)
@@ -190,7 +207,7 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
         dab = np.hypot(lab[..., 1] - ref[1], lab[..., 2] - ref[2])
         dist = np.hypot(0.5 * (lab[..., 0] - ref[0]), dab)
         # a textured support (wood grain) spreads its own colours: the threshold grows with it
-        spread = np.percentile(dist[table], 95)
+        spread = np.percentile(dist[table], 90)
         threshold = max(cfg.colour_distance, 1.5 * spread)
         shadow = (lab[..., 0] < ref[0]) & (dab < 0.5 * cfg.colour_distance)  # the support, darker
         with np.errstate(invalid="ignore"):  # on the support (not below it: its edge faces) or without depth
@@ -243,7 +260,25 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
     keep[0] = False
     out = np.where(keep[comp], comp, 0).astype(np.int32)
     out = _merge_fragments(out, area, high, P[..., 2], cfg)
+    out = _grow(out, high, P[..., 2], cfg)
     return _relabel(out)
+
+
+def _grow(labels: np.ndarray, high: np.ndarray, z: np.ndarray, cfg: SegmentationConfig, reach: int = 2) -> np.ndarray:
+    """Object pixels left without an instance (a rim's edge, whose smoothed normals cut it off)
+    join the instance ``reach`` pixels away at most, when their depths agree: a cup's far rim
+    decides how wide the gripper must open."""
+    todo = high & (labels == 0)
+    if not todo.any() or labels.max() == 0:
+        return labels
+    dist, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    near = labels[iy, ix]
+    zn = z[iy, ix]
+    with np.errstate(invalid="ignore"):
+        ok = todo & (dist <= reach) & (np.abs(z - zn) < cfg.jump_abs + cfg.jump_rel * zn + 0.01)
+    out = labels.copy()
+    out[ok] = near[ok]
+    return out
 
 
 def _attach_colour(comp: np.ndarray, colour: np.ndarray, lab: np.ndarray, cfg: SegmentationConfig) -> np.ndarray:
