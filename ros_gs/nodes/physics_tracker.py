@@ -38,7 +38,9 @@ from ros_gs.render.camera import render_K
 from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.objects import ObjectFinder, ObjectFinderConfig
+from ros_gs.objects import ObjectFinder, ObjectFinderConfig, fit_support
+from ros_gs.objects.segmentation import backproject
+from ros_gs.runtime.qos import LATCHED_QOS
 from ros_gs.semantics.instances import DepthView, instance_points
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
@@ -74,7 +76,8 @@ class PhysicsTrackerParams(NodeParams):
     use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation instead of finding them in depth and colour")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data (without use_segmentation)")
     assign_distance: float = Field(0.03, gt=0.0, description="without use_segmentation: an object pixel belongs to the body with a particle this close (m), else to none")
-    world_frame: str = Field("world", description="the fixed frame the cameras are calibrated in (/tf_static) and poses are published in")
+    world_frame: str = Field("world", description="the fixed frame (z up) the cameras are calibrated in (/tf_static) and poses are published in; empty: a lone camera without TF, and the node makes support_frame on the support it finds")
+    support_frame: str = Field("ros_gs/support", description="with an empty world_frame: the frame on the support found in the first set (z along its normal, the support at z = 0), published on /tf_static under the camera's frame")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one set of all cameras' images")
     spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
     density: float = Field(500.0, gt=0.0, description="kg/m^3: a body's mass is its particle volume (spacing^3 each) times this")
@@ -103,6 +106,8 @@ class PhysicsTrackerNode:
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.world: World | None = None
         self.ids: list[int] = []
+        self._T_support_cam0: np.ndarray | None = None
+        self.tf_static = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", LATCHED_QOS)
         self._last_stamp: int | None = None
         self.frames = 0
         self.restarts = 0
@@ -159,8 +164,11 @@ class PhysicsTrackerNode:
         objects that touch or a hand that pushes them are kept apart by what physics predicts."""
         p = self.params
         if p.use_segmentation:
-            return self.cameras.views(msgs, p.world_frame)
+            return [(DepthView(v.depth, v.instances, v.K, self._in_world(msgs, v)), pin)
+                    for v, pin in self.cameras.views(msgs, p.world_frame)]
         views = self.cameras.object_views(msgs, p.world_frame)
+        for v in views:
+            v.T_world_cam = self._in_world(msgs, v)
         objects = self.finder.update(views, np.array([0.0, 0.0, 1.0]))
         tree = None
         if self.world is not None:
@@ -182,6 +190,28 @@ class PhysicsTrackerNode:
             out.append((DepthView(v.depth, ids, v.K, v.T_world_cam), self.cameras.camera_model(msgs, k)))
         return out
 
+    def _in_world(self, msgs, view) -> np.ndarray:
+        """The view's pose in the world: as calibrated, or (empty ``world_frame``) in the support
+        frame made from the first set's support plane, so gravity points down the support's normal."""
+        if self.params.world_frame:
+            return view.T_world_cam
+        if self._T_support_cam0 is None:
+            P = backproject(np.asarray(view.depth, dtype=np.float64), np.asarray(view.K, dtype=np.float64)).reshape(-1, 3)
+            plane = fit_support(P[::4], np.zeros(3), self.params.finder.support)
+            T_cam_sup = np.eye(4)
+            x = np.array([1.0, 0.0, 0.0]) - plane.normal[0] * plane.normal
+            x /= np.linalg.norm(x)
+            T_cam_sup[:3, :3] = np.stack([x, np.cross(plane.normal, x), plane.normal], axis=1)
+            T_cam_sup[:3, 3] = -plane.offset * plane.normal  # the camera's foot on the support
+            self._T_support_cam0 = np.linalg.inv(T_cam_sup)
+            make = self.ctx.make
+            header = make_header(make, header_stamp_ns(msgs[0]), msgs[0].header.frame_id)
+            self.tf_static.publish(make("tf2_msgs/msg/TFMessage", transforms=[
+                matrix_to_transform_stamped(make, T_cam_sup, header, self.params.support_frame)]))
+            self.ctx.logger.info("no world frame: objects are tracked in %s on the support found (%d inliers)",
+                                 self.params.support_frame, plane.inliers)
+        return self._T_support_cam0 @ view.T_world_cam
+
     def _restart(self, why: str) -> None:
         """Drop the world; the next image set builds the objects again (a counted skip says why)."""
         self.ctx.count_skip("physics_tracker", InputError(f"objects rebuilt: {why}"))
@@ -191,8 +221,8 @@ class PhysicsTrackerNode:
     def _start(self, views) -> None:
         p = self.params
         points = _merge_overlapping(instance_points(views), p.spacing)
-        world = World(p.world)
-        gauss, body, parts, ids = [], [], [], []
+        world = World(p.world if p.world_frame else p.world.model_copy(update={"ground_height": 0.0}))
+        gauss, body, parts, ids, placed = [], [], [], [], []
         for i in sorted(points):
             pts = points[i]
             if len(ids) >= p.max_objects:
@@ -203,10 +233,18 @@ class PhysicsTrackerNode:
                 continue
             centre = pts.mean(axis=0)
             try:
-                particles = voxel_particles(pts - centre, p.spacing, floor=min(p.world.ground_height - centre[2], (pts - centre)[:, 2].min()))
+                ground = p.world.ground_height if p.world_frame else 0.0
+                particles = voxel_particles(pts - centre, p.spacing, floor=min(ground - centre[2], (pts - centre)[:, 2].min()))
             except ConfigError as exc:  # e.g. a body too large for the particle budget
                 self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {exc}"))
                 continue
+            if placed:  # filled down to the support, touching objects would overlap: carve them apart
+                d, _ = cKDTree(np.concatenate(placed)).query(particles + centre)
+                particles = particles[d >= p.spacing]
+                if len(particles) == 0:
+                    self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: inside another object's particles"))
+                    continue
+            placed.append(particles + centre)
             T = np.eye(4)
             T[:3, 3] = centre
             world.add_body(particles, T, mass=p.density * len(particles) * p.spacing**3, radius=p.spacing / 2, name=f"tracked/{i}")
@@ -229,7 +267,7 @@ class PhysicsTrackerNode:
 
     def _publish(self, stamp: int) -> None:
         p, make = self.params, self.ctx.make
-        header = make_header(make, stamp, p.world_frame)
+        header = make_header(make, stamp, p.world_frame or p.support_frame)
         poses = self.world.poses()
         self.pub.publish(make("geometry_msgs/msg/PoseArray", header=header, poses=[matrix_to_pose(make, T) for T in poses]))
         self.tf.publish(make("tf2_msgs/msg/TFMessage", transforms=[

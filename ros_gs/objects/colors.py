@@ -56,17 +56,6 @@ def colour_distances(lab: np.ndarray) -> np.ndarray:
     return np.linalg.norm(d, axis=-1)
 
 
-def white_balance(lab: np.ndarray, reference: np.ndarray | None) -> np.ndarray:
-    """Shift a* and b* so that ``reference`` (L*a*b* of a surface assumed neutral-ish on
-    average, e.g. every object pixel of the scene) is grey: a grey-world correction of a
-    camera's colour cast."""
-    if reference is None or len(reference) == 0:
-        return lab
-    out = np.array(lab, dtype=np.float64, copy=True)
-    out[..., 1:] -= 0.5 * np.median(reference[:, 1:], axis=0)  # half: scenes are not grey on average
-    return out
-
-
 def name_colours(lab: np.ndarray, max_names: int = 2, min_share: float = 0.2) -> list[tuple[str, float]]:
     """Up to ``max_names`` (name, share) of an object's pixel colours, biggest share first; a
     second name only when it covers at least ``min_share``."""
