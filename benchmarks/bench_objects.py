@@ -58,57 +58,59 @@ def _true_object(spec, frames, obj) -> str:
     return spec.objects[int(np.argmax(votes))].name if votes.any() else ""
 
 
-def lift_rows(seeds: int) -> list[dict]:
-    rows = []
-    for seed in range(seeds):
-        spec, frames, _, _ = record_tabletop(seed=seed)
-        for cams in (1, 3):
-            views = [View(f.depth, f.K, f.T_world_cam, rgb=f.rgb) for f in frames[:cams]]
-            scene = find_objects(ObjectFinder(), views, up=np.array([0.0, 0.0, 1.0]))
-            for preset in ("franka", "robotiq_2f85"):
-                gripper = ParallelGripper.preset(preset)
-                planner = GraspPlanner(GraspPlannerConfig(gripper=gripper))
-                planner.set_objects(scene)
-                for name, (_, queries) in TRUTH.items():
-                    for q in queries:
-                        t = time.perf_counter()
-                        r = planner.query(q)
-                        dt = time.perf_counter() - t
-                        chosen = _true_object(spec, frames, scene.objects[r.object_index]) if r.object_index >= 0 else ""
-                        lift = execute(spec.xml, r.grasps[0], gripper, name) if (r.grasps and chosen == name) else 0.0
-                        rows.append({"seed": seed, "cameras": cams, "gripper": preset, "object": name, "query": q,
-                                     "chosen": chosen, "grounded": chosen == name, "grasps": len(r.grasps),
-                                     "lift_m": lift, "lifted": lift > 0.1, "query_s": dt})
-                        print(f"seed {seed} cams {cams} {preset:12s} {q!r:30} -> {chosen:14s} grasps {len(r.grasps):2d} "
-                              f"lift {lift * 100:5.1f} cm  {dt * 1000:.0f} ms")
-    return rows
-
-
-def mujoco_rows(seeds: int) -> list[dict]:
-    rows = []
+def tabletop_scenes(seeds: int):
+    """(seed, cameras, spec, frames, scene found without masks, seconds to find it) for each
+    seed's tabletop seen by 1 and by 3 cameras."""
     for seed in range(seeds):
         spec, frames, _, _ = record_tabletop(seed=seed)
         for cams in (1, 3):
             views = [View(f.depth, f.K, f.T_world_cam, rgb=f.rgb) for f in frames[:cams]]
             t = time.perf_counter()
             scene = find_objects(ObjectFinder(), views, up=np.array([0.0, 0.0, 1.0]))
-            dt = time.perf_counter() - t
-            tp = npred = nref = 0
-            for vi, f in enumerate(frames[:cams]):
-                pred = np.zeros(f.depth.shape, dtype=np.int64)
-                for o in scene.objects:
-                    if vi in o.masks:
-                        pred[o.masks[vi]] = o.id
-                m = instance_matches(pred, f.segmentation + 1)
-                tp, npred, nref = tp + m.true_positives, npred + m.predicted, nref + m.reference
-            shapes_ok = [TRUTH[_true_object(spec, frames, o)][0] == d.shape for o, d in zip(scene.objects, scene.descriptions)
-                         if _true_object(spec, frames, o) in TRUTH]
-            row = {"seed": seed, "split": "looked at" if seed == 0 else "held out", "cameras": cams,
-                   "precision": tp / max(npred, 1), "recall": tp / max(nref, 1), "objects": len(scene.objects),
-                   "shapes_right": int(sum(shapes_ok)), "shapes_judged": len(shapes_ok), "find_s": dt}
-            print(f"tabletop seed {seed} cams {cams}: precision {row['precision']:.2f} recall {row['recall']:.2f} "
-                  f"objects {row['objects']} shapes {row['shapes_right']}/{row['shapes_judged']} find {dt:.2f} s")
-            rows.append(row)
+            yield seed, cams, spec, frames[:cams], scene, time.perf_counter() - t
+
+
+def lift_rows(seeds: int) -> list[dict]:
+    rows = []
+    for seed, cams, spec, frames, scene, _ in tabletop_scenes(seeds):
+        for preset in ("franka", "robotiq_2f85"):
+            gripper = ParallelGripper.preset(preset)
+            planner = GraspPlanner(GraspPlannerConfig(gripper=gripper))
+            planner.set_objects(scene)
+            for name, (_, queries) in TRUTH.items():
+                for q in queries:
+                    t = time.perf_counter()
+                    r = planner.query(q)
+                    dt = time.perf_counter() - t
+                    chosen = _true_object(spec, frames, scene.objects[r.object_index]) if r.object_index >= 0 else ""
+                    lift = execute(spec.xml, r.grasps[0], gripper, name) if (r.grasps and chosen == name) else 0.0
+                    rows.append({"seed": seed, "cameras": cams, "gripper": preset, "object": name, "query": q,
+                                 "chosen": chosen, "grounded": chosen == name, "grasps": len(r.grasps),
+                                 "lift_m": lift, "lifted": lift > 0.1, "query_s": dt})
+                    print(f"seed {seed} cams {cams} {preset:12s} {q!r:30} -> {chosen:14s} grasps {len(r.grasps):2d} "
+                          f"lift {lift * 100:5.1f} cm  {dt * 1000:.0f} ms")
+    return rows
+
+
+def mujoco_rows(seeds: int) -> list[dict]:
+    rows = []
+    for seed, cams, spec, frames, scene, dt in tabletop_scenes(seeds):
+        tp = npred = nref = 0
+        for vi, f in enumerate(frames):
+            pred = np.zeros(f.depth.shape, dtype=np.int64)
+            for o in scene.objects:
+                if vi in o.masks:
+                    pred[o.masks[vi]] = o.id
+            m = instance_matches(pred, f.segmentation + 1)
+            tp, npred, nref = tp + m.true_positives, npred + m.predicted, nref + m.reference
+        shapes_ok = [TRUTH[_true_object(spec, frames, o)][0] == d.shape for o, d in zip(scene.objects, scene.descriptions)
+                     if _true_object(spec, frames, o) in TRUTH]
+        row = {"seed": seed, "split": "looked at" if seed == 0 else "held out", "cameras": cams,
+               "precision": tp / max(npred, 1), "recall": tp / max(nref, 1), "objects": len(scene.objects),
+               "shapes_right": int(sum(shapes_ok)), "shapes_judged": len(shapes_ok), "find_s": dt}
+        print(f"tabletop seed {seed} cams {cams}: precision {row['precision']:.2f} recall {row['recall']:.2f} "
+              f"objects {row['objects']} shapes {row['shapes_right']}/{row['shapes_judged']} find {dt:.2f} s")
+        rows.append(row)
     return rows
 
 
