@@ -426,19 +426,23 @@ def query_grasps(
     from ros_gs.sensors.poses import pose_msg_to_matrix
     from ros_gs.sensors.poses import matrix_to_xyz_quat
 
-    def fail(msg: str) -> None:
+    def fail(msg: str, candidates: list[dict] | None = None) -> None:
         if json_out:
-            typer.echo(json.dumps({"query": query, "grasps": [], "error": msg}))
+            typer.echo(json.dumps({"query": query, "grasps": [], "error": msg, **({"candidates": candidates} if candidates else {})}))
         else:
             typer.echo(f"error: {msg}", err=True)
+            for c in (candidates or [])[:5]:
+                typer.echo(f"  candidate {c['id']} ({c['score']:.2f}): {c['description']}", err=True)
         raise typer.Exit(2)
 
     try:
         _, r = _ask_grasp_planner(bag, query, params, at, max_grasps, gripper)
     except (InputError, FileNotFoundError, FileExistsError) as err:
         fail(str(err))
+    candidates = [{"id": int(i), "score": round(float(sc), 4), "description": d}
+                  for i, sc, d in zip(r.candidate_ids, r.candidate_scores, r.candidate_descriptions)]
     if r.object_id < 0:
-        fail(r.message or f"no object matches {query!r}")
+        fail(r.message or f"no object matches {query!r}", candidates)
     frame = r.grasps.header.frame_id
     grasps = []
     for pose, score, opening in zip(r.grasps.poses, r.scores, r.openings):
@@ -448,9 +452,7 @@ def query_grasps(
                        "approach": [round(float(v), 6) for v in T[:3, 2]], "closing": [round(float(v), 6) for v in T[:3, 0]],
                        "width": round(float(opening), 5), "score": round(float(score), 4), "frame_id": frame})
     out = {"query": query, "object": {"id": int(r.object_id), "description": r.description, "label": r.label},
-           "grasps": grasps, "ambiguous": bool(r.ambiguous),
-           "candidates": [{"id": int(i), "score": round(float(sc), 4), "description": d}
-                          for i, sc, d in zip(r.candidate_ids, r.candidate_scores, r.candidate_descriptions)]}
+           "grasps": grasps, "ambiguous": bool(r.ambiguous), "candidates": candidates}
     if r.message:
         out["message"] = r.message
     if json_out:
@@ -497,9 +499,11 @@ def nodes(
 
 
 def main() -> None:
-    """Console entry: typer app with bad input turned into one clean error line."""
+    """Console entry: typer app with bad input turned into one clean error line.  Exit codes:
+    0 done, 1 errors during the run (or nothing found), 2 bad input, 130 interrupted."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns a command's typer.Exit code instead of exiting
+        code = app(standalone_mode=False)
     except (InputError, FileExistsError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
@@ -514,6 +518,7 @@ def main() -> None:
             err.show()
             sys.exit(err.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ros_gs.errors import SensorDataError
 from ros_gs.objects.discovery import View
 from ros_gs.runtime.node_api import NodeContext
-from ros_gs.runtime.qos import SENSOR_QOS, TF_STATIC_QOS
+from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.semantics.instances import DepthView
 from ros_gs.sensors.camera import PinholeCamera, camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy
@@ -50,6 +50,12 @@ class CameraSetInput:
             if colour:
                 inputs.append(("sensor_msgs/msg/Image", f"{c}/color/image_raw"))
         self.per_camera = 2 + segmentation + colour
+        # an optional workspace mask per camera (mono8, non-zero where objects may be; GraspNet
+        # frames carry one): not part of the matched set, the latest one is used
+        self.roi: dict[int, Any] = {}
+        for k, cam in enumerate(cameras):
+            ctx.create_subscription("sensor_msgs/msg/Image", f"{cam.rstrip('/')}/workspace_mask",
+                                    lambda m, k=k: self.roi.__setitem__(k, m), LATCHED_QOS)
         self.sync = ApproximateTimeSync(max(1, len(inputs)), int(sync_slop_s * 1e9), queue_size=10)
         self._on_set = on_set
         for i, (msgtype, topic) in enumerate(inputs):
@@ -123,5 +129,11 @@ class CameraSetInput:
         out = []
         for k in range(len(msgs) // self.per_camera):
             depth, pin, seg, rgb, T = self._camera(msgs, k, world_frame)
-            out.append(View(depth, pin.K, T, rgb=rgb, instances=seg, labels=dict(labels or {})))
+            roi = None
+            if k in self.roi:
+                roi = image_to_numpy(self.roi[k])
+                if roi.shape[:2] != depth.shape:
+                    raise SensorDataError(f"workspace mask {roi.shape} and depth {depth.shape} must agree")
+                roi = (roi.reshape(depth.shape + (-1,))[..., 0] > 0)
+            out.append(View(depth, pin.K, T, rgb=rgb, instances=seg, labels=dict(labels or {}), roi=roi))
         return out

@@ -75,6 +75,7 @@ class PhysicsTrackerParams(NodeParams):
     cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/color/image_raw, C/color/camera_info")
     use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation instead of finding them in depth and colour")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data (without use_segmentation)")
+    forces_max_width: int = Field(160, ge=16, le=8192, description="images wider than this are compared with the predicted scene at a stride (the visual-force gain was set on 160x120 images; rendering larger ones on a CPU is slow too)")
     assign_distance: float = Field(0.03, gt=0.0, description="without use_segmentation: an object pixel belongs to the body with a particle this close (m), else to none")
     world_frame: str = Field("world", description="the fixed frame (z up) the cameras are calibrated in (/tf_static) and poses are published in; empty: a lone camera without TF, and the node makes support_frame on the support it finds")
     support_frame: str = Field("ros_gs/support", description="with an empty world_frame: the frame on the support found in the first set (z along its normal, the support at z = 0), published on /tf_static under the camera's frame")
@@ -133,11 +134,17 @@ class PhysicsTrackerNode:
         else:
             obs = []
             for view, pin in views:
-                cam = Camera.from_pose(torch.as_tensor(render_K(pin.K), dtype=torch.float32),
-                                       torch.as_tensor(view.T_world_cam, dtype=torch.float32), pin.width, pin.height)
-                code = np.zeros(view.instances.shape + (3,), np.float32)
+                # the forces' gain was set on 160x120 images: larger ones are compared at a stride
+                # (the image error, and so the force, grows with the pixels an object covers)
+                s = max(1, math.ceil(pin.width / self.params.forces_max_width))
+                ids = view.instances[::s, ::s]
+                K = np.array(pin.K, dtype=np.float64)
+                K[:2] /= s
+                cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
+                                       torch.as_tensor(view.T_world_cam, dtype=torch.float32), ids.shape[1], ids.shape[0])
+                code = np.zeros(ids.shape + (3,), np.float32)
                 for j, i in enumerate(self.ids):
-                    code[view.instances == i] = CODES[j]
+                    code[ids == i] = CODES[j]
                 obs.append(Observation(cam, torch.as_tensor(code)))
             gap = (stamp - self._last_stamp) * 1e-9
             n = max(1, math.ceil(gap / self.params.max_step_s))
@@ -234,7 +241,11 @@ class PhysicsTrackerNode:
             centre = pts.mean(axis=0)
             try:
                 ground = p.world.ground_height if p.world_frame else 0.0
-                particles = voxel_particles(pts - centre, p.spacing, floor=min(ground - centre[2], (pts - centre)[:, 2].min()))
+                # depth noise puts points below the support: particles there would start inside
+                # the ground and be thrown out of it
+                local = pts - centre
+                local[:, 2] = np.maximum(local[:, 2], ground - centre[2])
+                particles = voxel_particles(local, p.spacing, floor=ground - centre[2])
             except ConfigError as exc:  # e.g. a body too large for the particle budget
                 self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {exc}"))
                 continue

@@ -72,15 +72,26 @@ def name_colours(lab: np.ndarray, max_names: int = 2, min_share: float = 0.2) ->
     return out
 
 
+HUE_NAMES = ("red", "orange", "yellow", "green", "blue", "purple")  # told apart by hue alone
+
+
 def colour_score(lab: np.ndarray, name: str) -> float:
-    """How much of an object is ``name`` (0-1): the share of its pixels nearer to it than to any
-    other palette colour, softened so that the nearest-after-it colours still count a little
-    (a reddish-orange object is the most orange one when no other is orange)."""
+    """How much of an object is ``name`` (0-1), to compare objects with ("the most orange").
+    The hue names score each pixel by its hue's closeness to the name's (25 degree scale), gated
+    by chroma: a camera that renders an orange drill reddish moves its hue a little, not its
+    name's palette point past red's.  Pink, brown and the greys score the share of pixels
+    nearest to them in the palette, softened so neighbours count a little."""
     lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
     if len(lab) == 0:
         return 0.0
-    d = colour_distances(lab)
     k = COLOUR_NAMES.index(name)
+    if name in HUE_NAMES:
+        ref = PALETTE_LAB[k]
+        chroma = np.hypot(lab[:, 1], lab[:, 2])
+        gate = np.clip((chroma - 10.0) / 20.0, 0.0, 1.0)
+        dh = np.angle(np.exp(1j * (np.arctan2(lab[:, 2], lab[:, 1]) - np.arctan2(ref[2], ref[1]))))
+        return float(np.mean(gate * np.exp(-(np.degrees(dh) / 25.0) ** 2)))
+    d = colour_distances(lab)
     w = np.exp(-(d - d.min(axis=1, keepdims=True)) / 10.0)  # soft assignment, 10 Lab units
     w /= w.sum(axis=1, keepdims=True)
     return float(w[:, k].mean())

@@ -61,17 +61,22 @@ def _hull_stats(xy: np.ndarray) -> tuple[float, float]:
     return float(hull.volume), float(hull.area)
 
 
-def shape_class(length: float, width: float, height: float, circularity: float, top_cover: float) -> str:
+def shape_class(length: float, width: float, height: float, circularity: float, top_flat: float,
+                centre_height: float = 1.0) -> str:
     """The shape class from extents (m), the footprint's ``circularity`` (4 pi area /
-    perimeter^2 of its convex hull: 1 for a disc, 0.79 for a square) and ``top_cover`` (the
-    share of the footprint under points within 15 % of the height from the top: near 1 for the
-    flat top of a box or an upright cylinder, about 0.5 for a sphere's cap)."""
+    perimeter^2 of its convex hull: 1 for a disc, 0.79 for a square) and ``top_flat`` (of the
+    points in the upper half of the height, the share within 10 % of the top: a sphere's area
+    is spread evenly over height (Archimedes), so about 0.2-0.35 for its cap (smoothing widens the band); a flat top holds more)
+    and ``centre_height`` (the median height of the footprint's middle over the height: low for
+    an open cup or bowl, whose rim stands above its inside)."""
     if length > 2.2 * max(width, height):
         return "elongated"
     if height < 0.35 * width:
         return "flat"
     round_fp = circularity > 0.88
-    if top_cover > 0.6:
+    if round_fp and centre_height < 0.6:
+        return "cylinder"  # open: a cup, a bowl, a pot
+    if top_flat > 0.42:  # seed 0: spheres 0.32-0.35, boxes and cylinders 0.50-0.89
         return "cylinder" if round_fp else "box"
     if round_fp and 0.6 < height / max(length, 1e-9) < 1.5:
         return "sphere"
@@ -96,9 +101,12 @@ def describe(obj_id: int, points: np.ndarray, lab: np.ndarray, support: SupportP
     height = float(np.percentile(local[:, 2], 99))
     area, perim = _hull_stats(proj)
     circ = 4 * math.pi * area / max(perim * perim, 1e-12)
-    top = local[:, 2] > 0.85 * height
-    top_cover = _hull_stats(proj[top])[0] / max(area, 1e-12) if height > 0 and top.sum() >= 3 else 0.0
-    shape = shape_class(length, width, height, circ, top_cover)
+    upper = local[:, 2] > 0.5 * height
+    top_flat = float(np.mean(local[upper, 2] > 0.9 * height)) if height > 0 and upper.any() else 0.0
+    r = np.hypot(*((proj - (lo + hi) / 2) / np.maximum((hi - lo) / 2, 1e-9)).T)
+    inner = r < 0.4
+    centre_height = float(np.median(local[inner, 2]) / height) if height > 0 and inner.sum() >= 5 else 1.0
+    shape = shape_class(length, width, height, circ, top_flat, centre_height)
     mid = c + axes @ ((lo + hi) / 2)
     centre = B.T @ np.array([mid[0], mid[1], -support.offset])
     good = np.isfinite(lab).all(axis=1) if len(lab) else np.zeros(0, bool)

@@ -89,7 +89,11 @@ def _extreme(values: np.ndarray, sign: int) -> np.ndarray:
     return 0.1 + 0.9 * (v - v.min()) / span
 
 
-def _attribute_scores(words: list[str], descs: list[ObjectDescription], labs: list[np.ndarray], terms: list[str]) -> np.ndarray:
+MIN_COLOUR_SCORE = 0.15  # below this no object is that colour: absent colours scored <= 0.13 on GraspNet, present >= 0.2
+
+
+def _attribute_scores(words: list[str], descs: list[ObjectDescription], labs: list[np.ndarray], terms: list[str],
+                      missing: list[str]) -> np.ndarray:
     n = len(descs)
     score = np.ones(n)
     colours = []
@@ -99,6 +103,8 @@ def _attribute_scores(words: list[str], descs: list[ObjectDescription], labs: li
             colours.append(c)
     for c in colours:
         s = np.array([colour_score(lab, c) for lab in labs])
+        if s.max() < MIN_COLOUR_SCORE:
+            missing.append(f"no object is {c}")
         score *= 0.05 + 0.95 * s / max(s.max(), 1e-9)  # compared, not only named: the most <c> wins
         terms.append(f"colour {c}")
     shapes = {s for s, ws in SHAPE_WORDS.items() for w in words if w in ws}
@@ -158,7 +164,8 @@ def ground(query: str, descs: list[ObjectDescription], labs: list[np.ndarray], m
     for k in range(len(words) - 1):  # "far right": an intensifier, not a distance
         if words[k] in ("far", "very", "extreme") and words[k + 1] in POSITION_WORDS:
             words[k] = "very"
-    score *= _attribute_scores(words, descs, labs, terms)
+    missing: list[str] = []
+    score *= _attribute_scores(words, descs, labs, terms, missing)
     content = [w for w in words if w not in STOP and w not in SIZE_WORDS and w not in POSITION_WORDS
                and COLOUR_SYNONYMS.get(w, w) not in COLOUR_NAMES and not any(w in ws for ws in SHAPE_WORDS.values())]
     labelled = [d.label for d in descs]
@@ -184,13 +191,15 @@ def ground(query: str, descs: list[ObjectDescription], labs: list[np.ndarray], m
     order = np.argsort(-score, kind="stable")
     cands = [Candidate(int(i), descs[i].id, float(score[i]), descs[i].text()) for i in order]
     g = Grounding(q, cands, int(order[0]), terms=terms)
-    if not terms:
-        g.ambiguous = True
-        g.message = (f"{q!r} names no colour, shape, size or position that the objects show, and they have no labels: "
-                     f"best guess by the meaning of their descriptions, ambiguous")
-        if text_sim is None:
-            g.index = -1
-            g.message = f"{q!r} says nothing that tells the objects apart"
+    if missing:
+        g.index = -1
+        g.message = f"{q!r}: " + "; ".join(missing)
+    elif not terms:
+        # a kind alone ("the drill") cannot be told from colours and shapes without labels or
+        # a vision-language model: no guess, the candidates ranked by meaning and their scores
+        g.index, g.ambiguous = -1, True
+        g.message = (f"{q!r} names no colour, shape, size or position that tells the objects apart, and they have no "
+                     f"labels: ambiguous (candidates ranked by the meaning of their descriptions)")
     elif len(cands) > 1 and cands[1].score > (1 - margin) * cands[0].score:
         g.ambiguous = True
         g.message = f"ambiguous: objects {cands[0].id} and {cands[1].id} fit {q!r} almost equally ({cands[0].score:.2f} vs {cands[1].score:.2f})"

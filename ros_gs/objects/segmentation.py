@@ -196,8 +196,7 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
         # edge, which the smoothing lifts
         h_raw = P @ plane.normal + plane.offset
         high = valid & region & (h > cfg.min_height) & (h < cfg.max_height) & (h_raw > 0.5 * cfg.min_height)
-    # opening by reconstruction: specks of noise go, thin edges of kept parts (a rim) stay
-    high = ndimage.binary_propagation(ndimage.binary_opening(high), mask=high)
+    high = ndimage.binary_opening(high)  # specks of depth noise
     lab = dist = None
     threshold = cfg.colour_distance
     colour_only = np.zeros_like(high)
@@ -252,16 +251,45 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
     keep = (areas >= cfg.min_area_cm2) & ((high_areas >= cfg.min_area_cm2) | (areas >= cfg.min_colour_area_cm2))
     # pieces of the support itself (its edges, where smoothing lifts it): flat and of its colour
     top = ndimage.median(np.nan_to_num(h, nan=0.0), comp, index=np.arange(nid))
-    if lab is not None:
+    keep &= top >= 0.5 * cfg.min_height  # flat patches of another colour: a dark table edge, a printed mat
+    if lab is not None:  # low bumps of the support's own colour (a mat that is not flat) need more height
         far = ndimage.mean(dist > threshold, comp, index=np.arange(nid))
-        keep &= (top >= cfg.min_height) | (far > 0.5)
+        keep &= (top >= 2 * cfg.min_height) | (far > 0.5)
     else:
         keep &= top >= cfg.min_height
     keep[0] = False
     out = np.where(keep[comp], comp, 0).astype(np.int32)
     out = _merge_fragments(out, area, high, P[..., 2], cfg)
-    out = _grow(out, high, P[..., 2], cfg)
+    out = _fill_holes(out)
     return _relabel(out)
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Unlabelled pixels enclosed by one instance are that instance (a cup's inside, whose
+    bottom a depth jump cuts off from the rim)."""
+    out = labels.copy()
+    for i in range(1, int(labels.max()) + 1):
+        mask = labels == i
+        if mask.any():
+            sl = ndimage.find_objects(mask.astype(np.int8))[0]
+            filled = ndimage.binary_fill_holes(mask[sl])
+            sub = out[sl]
+            sub[filled & (sub == 0)] = i
+    return out
+
+
+def _fill_holes(labels: np.ndarray) -> np.ndarray:
+    """Unlabelled pixels enclosed by one instance are that instance (a cup's inside, whose
+    bottom a depth jump cuts off from the rim)."""
+    out = labels.copy()
+    for i in range(1, int(labels.max()) + 1):
+        mask = labels == i
+        if mask.any():
+            sl = ndimage.find_objects(mask.astype(np.int8))[0]
+            filled = ndimage.binary_fill_holes(mask[sl])
+            sub = out[sl]
+            sub[filled & (sub == 0)] = i
+    return out
 
 
 def _grow(labels: np.ndarray, high: np.ndarray, z: np.ndarray, cfg: SegmentationConfig, reach: int = 2) -> np.ndarray:

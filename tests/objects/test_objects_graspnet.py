@@ -55,6 +55,7 @@ def test_every_object_is_one_instance(frame, scene) -> None:
         hit[cls] = int(ids[int(round(v / w)), int(round(u / w))])
     assert all(hit.values()), hit
     assert len(set(hit.values())) == len(hit), hit
+    assert len(scene.objects) == len(origins)  # and nothing else: no table edge, no bump of the mat
 
 
 QUERIES = [  # (query, acceptable objects): colour, shape, size, position, relations; none names a label
@@ -87,8 +88,11 @@ def test_top_grasp_lies_on_the_named_object(frame, scene, query: str, ok: set[in
 def test_a_kind_alone_is_ambiguous(scene) -> None:
     from ros_gs.objects import ground
 
-    g = ground("the drill", scene.descriptions, [o.lab for o in scene.objects])
-    assert g.ambiguous and "ambiguous" in g.message and len(g.candidates) == len(scene.objects)
+    labs = [o.lab for o in scene.objects]
+    g = ground("the drill", scene.descriptions, labs)
+    assert g.index == -1 and g.ambiguous and "ambiguous" in g.message and len(g.candidates) == len(scene.objects)
+    g = ground("something purple", scene.descriptions, labs)  # no object here is purple
+    assert g.index == -1 and "no object is purple" in g.message
 
 
 def test_query_grasps_json_on_the_graspnet_bag(tmp_path: Path) -> None:
@@ -109,5 +113,8 @@ def test_query_grasps_json_on_the_graspnet_bag(tmp_path: Path) -> None:
     assert abs(np.linalg.norm(a) - 1) < 1e-4 and abs(a @ c) < 1e-4 and 0 < g["width"] <= 0.08
     res = CliRunner().invoke(app, ["query-grasps", str(bag), "  ", "--json"])
     assert res.exit_code == 2 and json.loads(res.stdout)["grasps"] == [] and "empty" in json.loads(res.stdout)["error"]
+    res = CliRunner().invoke(app, ["query-grasps", str(bag), "zzzz qqq", "--json"])  # matches nothing
+    out = json.loads(res.stdout)
+    assert res.exit_code == 2 and out["grasps"] == [] and "ambiguous" in out["error"] and len(out["candidates"]) >= 9
     res = CliRunner().invoke(app, ["query-grasps", str(tmp_path / "missing.mcap"), "the cup"])
     assert res.exit_code == 2 and "Traceback" not in res.output
