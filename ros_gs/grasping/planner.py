@@ -35,6 +35,7 @@ class GraspPlannerConfig(BaseModel):
     gripper: ParallelGripper = Field(default_factory=ParallelGripper, description="the gripper")
     sampler: AntipodalConfig = Field(default_factory=lambda: AntipodalConfig(max_candidates=120), description="antipodal sampling (at most 120 candidates: a query stays well under 300 ms on this CPU)")
     voxel: float = Field(0.003, gt=0.0, description="object points are thinned to one per voxel of this size (m)")
+    centre_weight: float = Field(0.3, ge=0.0, le=1.0, description="score x (1 - w x distance from the object's centroid / its radius): central grasps first")
     max_sample_points: int = Field(2500, ge=10, description="a target with more points (walls included) samples contacts on a coarser grid; bounds a query's time")
     collision_voxel: float = Field(0.005, gt=0.0, description="the points the gripper must clear are thinned to this voxel (m); finer than the fingers (12 mm) so no surface slips through one")
     min_points: int = Field(20, ge=3, description="objects with fewer points cannot be grasped")
@@ -173,6 +174,13 @@ class GraspPlanner:
             keep = _thin_index(pts, self.config.voxel * np.sqrt(len(pts) / self.config.max_sample_points))
             pts, normals = pts[keep], normals[keep]
         cands = sample_grasps(pts, normals, scene, self.config.gripper, self.config.sampler, support)
+        if cands and self.config.centre_weight > 0:
+            # near the object's centre is steadier (less torque about the fingers, the widest
+            # section of a round object): among equally antipodal grasps, the central ones first
+            centroid = pts.mean(axis=0)
+            radius = max(float(np.linalg.norm(pts - centroid, axis=1).max()), 1e-6)
+            for g in cands:
+                g.score *= 1.0 - self.config.centre_weight * min(1.0, float(np.linalg.norm(g.pose[:3, 3] - centroid)) / radius)
         grasps = suppress(cands)[: self.config.max_grasps]
         for g in grasps:
             g.pose = T_ws @ g.pose

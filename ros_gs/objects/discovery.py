@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ros_gs.errors import SensorDataError
 from ros_gs.objects.colors import rgb_to_lab
-from ros_gs.objects.segmentation import SegmentationConfig, backproject, segment_view
+from ros_gs.objects.segmentation import SegmentationConfig, backproject, normals_image, segment_view
 from ros_gs.objects.support import SupportConfig, SupportPlane, fit_support
 
 
@@ -32,6 +32,7 @@ class ObjectFinderConfig(BaseModel):
     min_overlap: float = Field(0.3, gt=0.0, le=1.0, description="two instances are one object when this share of the smaller one's voxels is in the other's (dilated by one voxel)")
     forget_after: int = Field(30, ge=1, description="an object unseen in this many updates is dropped")
     min_points: int = Field(30, ge=1, description="instances with fewer depth points are left out")
+    min_facing: float = Field(0.15, ge=0.0, lt=1.0, description="object points whose surface is seen more edge-on than this (|cos| of the angle between its normal and the view ray; 0.15: 81 deg) are veil points and left out")
     max_points: int = Field(20000, ge=100, description="an object keeps at most this many points (randomly thinned, seeded)")
 
 
@@ -144,10 +145,17 @@ class ObjectFinder:
             labels = {}
         P = backproject(depth, np.asarray(view.K, dtype=np.float64))
         h = P @ plane_cam.normal + plane_cam.offset
+        # veil points: at a depth edge a sensor returns points between the near and the far
+        # surface, seen edge-on (as PCL's ShadowPoints filter finds them); they would stand as
+        # phantom walls beside an object
+        n = normals_image(P, cfg.segmentation.normal_window)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            facing = np.abs(np.einsum("hwc,hwc->hw", n, P)) / np.linalg.norm(P, axis=-1)
+        veil = ~(facing > cfg.min_facing)
         lab_img = rgb_to_lab(view.rgb) if view.rgb is not None and view.rgb.shape[:2] == depth.shape else None
         for i in np.unique(ids[ids > 0]):
             mask = ids == i
-            sel = mask & np.isfinite(h) & (h > -0.01)  # masks refined: nothing below the support
+            sel = mask & np.isfinite(h) & (h > -0.01) & ~veil  # masks refined: nothing below the support, no veil
             if sel.sum() < cfg.min_points:
                 continue
             pts = P[sel] @ R.T + t
