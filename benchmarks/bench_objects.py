@@ -91,7 +91,7 @@ def lift_rows(seeds: int) -> list[dict]:
                     dt = time.perf_counter() - t
                     chosen = _true_object(spec, frames, scene.objects[r.object_index]) if r.object_index >= 0 else ""
                     lift = execute(spec.xml, r.grasps[0], gripper, name) if (r.grasps and chosen == name) else 0.0
-                    rows.append({"seed": seed, "cameras": cams, "gripper": preset, "object": name, "query": q,
+                    rows.append({"seed": seed, "split": _split(seed), "cameras": cams, "gripper": preset, "object": name, "query": q,
                                  "chosen": chosen, "grounded": chosen == name, "grasps": len(r.grasps),
                                  "lift_m": lift, "lifted": lift > 0.1, "query_s": dt})
                     print(f"seed {seed} cams {cams} {preset:12s} {q!r:30} -> {chosen:14s} grasps {len(r.grasps):2d} "
