@@ -279,37 +279,6 @@ def _fill_holes(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fill_holes(labels: np.ndarray) -> np.ndarray:
-    """Unlabelled pixels enclosed by one instance are that instance (a cup's inside, whose
-    bottom a depth jump cuts off from the rim)."""
-    out = labels.copy()
-    for i in range(1, int(labels.max()) + 1):
-        mask = labels == i
-        if mask.any():
-            sl = ndimage.find_objects(mask.astype(np.int8))[0]
-            filled = ndimage.binary_fill_holes(mask[sl])
-            sub = out[sl]
-            sub[filled & (sub == 0)] = i
-    return out
-
-
-def _grow(labels: np.ndarray, high: np.ndarray, z: np.ndarray, cfg: SegmentationConfig, reach: int = 2) -> np.ndarray:
-    """Object pixels left without an instance (a rim's edge, whose smoothed normals cut it off)
-    join the instance ``reach`` pixels away at most, when their depths agree: a cup's far rim
-    decides how wide the gripper must open."""
-    todo = high & (labels == 0)
-    if not todo.any() or labels.max() == 0:
-        return labels
-    dist, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
-    near = labels[iy, ix]
-    zn = z[iy, ix]
-    with np.errstate(invalid="ignore"):
-        ok = todo & (dist <= reach) & (np.abs(z - zn) < cfg.jump_abs + cfg.jump_rel * zn + 0.01)
-    out = labels.copy()
-    out[ok] = near[ok]
-    return out
-
-
 def _attach_colour(comp: np.ndarray, colour: np.ndarray, lab: np.ndarray, cfg: SegmentationConfig) -> np.ndarray:
     """Colour-only parts join the one depth component they border most when their colours
     agree there; otherwise they are objects of their own.  A colour part never joins two depth
