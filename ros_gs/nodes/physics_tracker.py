@@ -49,13 +49,6 @@ from ros_gs.sensors.stamps import header_stamp_ns, make_header
 CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
 
 
-def _pixels_to_world(depth: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    v, u = np.nonzero(mask)
-    z = np.nan_to_num(depth[v, u].astype(np.float64), nan=0.0)
-    xyz = np.stack([(u - K[0, 2]) * z / K[0, 0], (v - K[1, 2]) * z / K[1, 1], z], axis=1)
-    return xyz @ T_world_cam[:3, :3].T + T_world_cam[:3, 3]
-
-
 def _merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
     """Instances whose points mostly lie within one particle pitch of another's become one body
     (two bodies in one place would push each other apart: the simulation explodes)."""
@@ -191,7 +184,8 @@ class PhysicsTrackerNode:
                     ids[o.masks[k]] = o.id
             if tree is not None:
                 fg = ids > 0
-                world_pts = _pixels_to_world(v.depth, v.K, v.T_world_cam, fg)
+                cam_pts = np.nan_to_num(backproject(v.depth, np.asarray(v.K, dtype=np.float64))[fg], nan=0.0)  # no depth: at the lens, far from any body
+                world_pts = cam_pts @ v.T_world_cam[:3, :3].T + v.T_world_cam[:3, 3]
                 d, j = tree.query(world_pts)
                 ids[fg] = np.where(d < p.assign_distance, owner[j], 0)
             out.append((DepthView(v.depth, ids, v.K, v.T_world_cam), self.cameras.camera_model(msgs, k)))
