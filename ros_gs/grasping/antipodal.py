@@ -157,8 +157,11 @@ def sample_grasps(points: np.ndarray, normals: np.ndarray, scene_points: np.ndar
     cos_fc = math.cos(math.radians(config.friction_angle_deg))
     scene = np.asarray(scene_points, dtype=np.float64).reshape(-1, 3)
     tree = cKDTree(scene) if len(scene) else None
-    reach = math.hypot(gripper.max_opening / 2 + gripper.finger_thickness, gripper.finger_width / 2,
-                       gripper.finger_length / 2 + gripper.palm_depth) + gripper.finger_length
+    # scene points farther from a grasp's centre than any corner of the gripper (widest open, set
+    # furthest back) plus the margin cannot touch it
+    corners = gripper.corners(gripper.max_opening)
+    reach = max(float(np.linalg.norm(corners - [0.0, 0.0, st * gripper.finger_length], axis=1).max()) for st in config.standoffs)
+    reach += config.collision_margin + 1e-6
     out: list[Grasp] = []
     for i in seeds:
         a0 = -Nn[i]
@@ -195,9 +198,10 @@ def _grasps_on_pair(p_i: np.ndarray, n_i: np.ndarray, p_j: np.ndarray, n_j: np.n
         return []
     quality = 0.5 * (c_i + c_j)  # 1: both normals on the closing line
     centre = 0.5 * (p_i + p_j)
-    u = np.cross(a, [0.0, 0.0, 1.0] if abs(a[2]) < 0.9 else [1.0, 0.0, 0.0])
-    u /= np.linalg.norm(u)
-    v = np.cross(a, u)
+    # two axes across the closing line (np.cross costs ~20x this on 3-vectors)
+    u = np.array([a[1], -a[0], 0.0]) if abs(a[2]) < 0.9 else np.array([0.0, a[2], -a[1]])  # a x z, or a x x
+    u /= math.sqrt(u @ u)
+    v = np.array([a[1] * u[2] - a[2] * u[1], a[2] * u[0] - a[0] * u[2], a[0] * u[1] - a[1] * u[0]])
     near = scene[tree.query_ball_point(centre, reach)] if tree is not None else scene
     d = near - centre
     x_loc = d @ a
@@ -206,21 +210,29 @@ def _grasps_on_pair(p_i: np.ndarray, n_i: np.ndarray, p_j: np.ndarray, n_j: np.n
     # every approach direction at once: the frames' z (approach) and y axes, (A, 3) each
     phis = np.arange(config.approach_angles) * (2 * math.pi / config.approach_angles)
     Z = np.cos(phis)[:, None] * u + np.sin(phis)[:, None] * v
-    Y = np.cross(Z, a)
+    Y = np.stack([Z[:, 1] * a[2] - Z[:, 2] * a[1], Z[:, 2] * a[0] - Z[:, 0] * a[2], Z[:, 0] * a[1] - Z[:, 1] * a[0]], axis=1)  # Z x a
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)
-    y_loc, z_loc = d @ Y.T, d @ Z.T  # (M, A): the scene in each grasp frame, before the standoff
     L, m = gripper.finger_length, config.collision_margin
     free = {}  # (opening, standoff) -> (A,) bool: no scene point inside the gripper (points_inside, box by box)
     for opening in openings:
         boxes = gripper.boxes(opening)
-        x_in = [(x_loc >= lo[0] - m) & (x_loc <= hi[0] + m) for lo, hi in boxes]  # (M,) per box
-        y_in = [(y_loc >= lo[1] - m) & (y_loc <= hi[1] + m) for lo, hi in boxes]  # (M, A) per box
+        hit = {st: np.zeros(len(phis), dtype=bool) for st in config.standoffs}
+        for lo, hi in boxes:  # the fingers first: where both collide everywhere the palm is not looked at
+            if all(h.all() for h in hit.values()):
+                break
+            # the x test needs no approach direction: only the points within the box's x range
+            # (few for a finger) are turned into each grasp frame
+            db = d[(x_loc >= lo[0] - m) & (x_loc <= hi[0] + m)]
+            if not len(db):
+                continue
+            yb = db @ Y.T  # (m_b, A)
+            zb = db @ Z.T
+            in_y = (yb >= lo[1] - m) & (yb <= hi[1] + m)
+            for st in config.standoffs:
+                zs = zb + st * L
+                hit[st] |= (in_y & (zs >= lo[2] - m) & (zs <= hi[2] + m)).any(axis=0)
         for st in config.standoffs:
-            hit = np.zeros(y_loc.shape, dtype=bool)
-            for (lo, hi), xb, yb in zip(boxes, x_in, y_in):
-                zs = z_loc + st * L
-                hit |= xb[:, None] & yb & (zs >= lo[2] - m) & (zs <= hi[2] + m)
-            free[opening, st] = ~hit.any(axis=0)
+            free[opening, st] = ~hit[st]
     out: list[Grasp] = []
     w = config.top_down_weight
     for k in range(len(phis)):

@@ -73,6 +73,9 @@ def name_colours(lab: np.ndarray, max_names: int = 2, min_share: float = 0.2) ->
 
 
 HUE_NAMES = ("red", "orange", "yellow", "green", "blue", "purple")  # told apart by hue alone
+#: colour_score looks at no more pixels than this per object (a query's latency stays flat on
+#: 1280x720 frames, whose objects hold up to ~40,000 points)
+MAX_SCORED_COLOURS = 4000
 
 
 def colour_score(lab: np.ndarray, name: str) -> float:
@@ -84,6 +87,8 @@ def colour_score(lab: np.ndarray, name: str) -> float:
     lab = np.asarray(lab, dtype=np.float64).reshape(-1, 3)
     if len(lab) == 0:
         return 0.0
+    if len(lab) > MAX_SCORED_COLOURS:  # a mean: an even stride of the pixels estimates it to ~1 %
+        lab = lab[:: -(-len(lab) // MAX_SCORED_COLOURS)]
     k = COLOUR_NAMES.index(name)
     if name in HUE_NAMES:
         ref = PALETTE_LAB[k]

@@ -74,8 +74,10 @@ def shape_class(length: float, width: float, height: float, circularity: float, 
     if height < 0.35 * width:
         return "flat"
     round_fp = circularity > 0.88
-    if round_fp and centre_height < 0.6:
-        return "cylinder"  # open: a cup, a bowl, a pot
+    if circularity > 0.8 and centre_height < 0.8:
+        # open: a cup, a bowl, a pot (a handle makes the footprint less round: a mug 0.86-0.88,
+        # its inside 0.62-0.75 of its height seen by three cameras; balls and lids 0.97-1.0)
+        return "cylinder"
     if top_flat > 0.42:  # seed 0: spheres 0.32-0.35, boxes and cylinders 0.50-0.89
         return "cylinder" if round_fp else "box"
     if round_fp and 0.6 < height / max(length, 1e-9) < 1.5:

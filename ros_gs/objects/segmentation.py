@@ -41,6 +41,8 @@ class SegmentationConfig(BaseModel):
     min_area_cm2: float = Field(2.0, gt=0.0, description="instances covering less surface (cm^2, from depth) are dropped")
     min_colour_area_cm2: float = Field(6.0, gt=0.0, description="instances seen by colour alone must cover at least this (cm^2)")
     merge_area_cm2: float = Field(12.0, ge=0.0, description="fragments smaller than this join the neighbour they share the most border with (no depth jump there)")
+    merge_thin_m: float = Field(0.02, ge=0.0, description="so do upright fragments thinner than this (m) across and more than twice as tall: they cannot stand alone (a mug's handle, which the concave creases where it meets the wall cut off)")
+    merge_gap_m: float = Field(0.03, ge=0.0, description="a thin upright fragment joins a neighbour up to this far away across the image (m at its depth): a handle's arms are too thin to keep, its grip bar stands apart")
 
 
 def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
@@ -260,7 +262,7 @@ def _segment(depth, K, plane, rgb, roi, cfg: SegmentationConfig) -> np.ndarray:
         keep &= top >= cfg.min_height
     keep[0] = False
     out = np.where(keep[comp], comp, 0).astype(np.int32)
-    out = _merge_fragments(out, area, high, P[..., 2], cfg)
+    out = _merge_fragments(out, area, P, np.where(valid, h_raw, np.nan), plane, float(K[0, 0]), cfg)
     out = _fill_holes(out)
     return _relabel(out)
 
@@ -301,15 +303,37 @@ def _attach_colour(comp: np.ndarray, colour: np.ndarray, lab: np.ndarray, cfg: S
     return out
 
 
-def _merge_fragments(labels: np.ndarray, area: np.ndarray, high: np.ndarray, z: np.ndarray, cfg: SegmentationConfig) -> np.ndarray:
-    """Fragments below ``merge_area_cm2`` join the neighbour they touch most where no depth jump
-    lies between them (a concave crease inside one object, e.g. a drill's grip, cut it off)."""
-    if cfg.merge_area_cm2 <= 0 or labels.max() < 2:
+def _thin_upright(P: np.ndarray, h: np.ndarray, plane: SupportPlane, max_width: float) -> bool:
+    """Whether points (N, 3) with heights ``h`` above the support are narrower than
+    ``max_width`` across their footprint (5-95 % extent of the minor axis) and over twice as tall."""
+    good = np.isfinite(h) & np.isfinite(P).all(axis=1)
+    if good.sum() < 10 or max_width <= 0:
+        return False
+    P, h = P[good], h[good]
+    flat = P - np.outer(P @ plane.normal, plane.normal)
+    flat = flat - flat.mean(axis=0)
+    _, evecs = np.linalg.eigh(flat.T @ flat)
+    across = flat @ evecs[:, 1]  # eigh sorts ascending: [0] is the plane's normal (no spread), [1] the minor axis
+    width = float(np.percentile(across, 95) - np.percentile(across, 5))
+    return width < max_width and float(np.percentile(h, 95)) > 2.0 * width
+
+
+def _merge_fragments(labels: np.ndarray, area: np.ndarray, P: np.ndarray, h: np.ndarray, plane: SupportPlane,
+                     fx: float, cfg: SegmentationConfig) -> np.ndarray:
+    """Fragments below ``merge_area_cm2``, and thin upright ones (``merge_thin_m``), join the
+    neighbour they touch most where no depth jump lies between them (a concave crease inside one
+    object, e.g. a drill's grip or a mug's handle, cut it off)."""
+    if (cfg.merge_area_cm2 <= 0 and cfg.merge_thin_m <= 0) or labels.max() < 2:
         return labels
+    z = P[..., 2]
     for _ in range(3):
         ids = np.arange(labels.max() + 1)
         areas = np.bincount(labels.ravel(), weights=area.ravel(), minlength=len(ids))
-        small = [i for i in ids[1:] if 0 < areas[i] < cfg.merge_area_cm2]
+        small = {int(i): 2 for i in ids[1:] if 0 < areas[i] < cfg.merge_area_cm2}  # fragment -> reach (pixels)
+        for i in ids[1:]:
+            if areas[i] > 0 and _thin_upright(P[labels == i], h[labels == i], plane, cfg.merge_thin_m):
+                zi = np.nanmedian(z[labels == i])
+                small[int(i)] = max(2, int(np.ceil(cfg.merge_gap_m * fx / zi))) if np.isfinite(zi) else 2
         if not small:
             break
         changed = False
@@ -317,7 +341,7 @@ def _merge_fragments(labels: np.ndarray, area: np.ndarray, high: np.ndarray, z: 
             mask = labels == i
             if not mask.any():
                 continue
-            ring = ndimage.binary_dilation(mask, iterations=2) & ~mask & (labels > 0)
+            ring = ndimage.binary_dilation(mask, iterations=small[i]) & ~mask & (labels > 0)
             if not ring.any():
                 continue
             zi = np.nanmedian(z[mask]) if np.isfinite(z[mask]).any() else np.nan

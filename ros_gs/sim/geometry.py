@@ -11,6 +11,9 @@ MuJoCo's geom ``size`` semantics:
 * ``capsule``: ``(r, h)``, a segment of half-length ``h`` along local z swept by radius ``r``
 * ``ellipsoid``: semi-axes ``(a, b, c)``
 * ``plane``: the local z = 0 plane (infinite here; MuJoCo's size only bounds its rendering)
+* ``mug``: ``(r, h)`` like an upright cylinder, but hollow (open top, thin wall) with a handle
+  on local +x: not a MuJoCo primitive, a compound of them (:func:`mug_parts`); its distance is
+  the minimum of its parts' (exact outside, a lower bound on the depth inside)
 
 Distances are signed: negative inside.  All are exact except inside an ellipsoid, where the
 first-order ``k0 (k0 - 1) / k1`` is used (exact on the surface, error O(d^2) below it).
@@ -25,7 +28,32 @@ import numpy as np
 
 from ros_gs.errors import ConfigError
 
-SHAPES = ("box", "sphere", "cylinder", "capsule", "ellipsoid", "plane")
+SHAPES = ("box", "sphere", "cylinder", "capsule", "ellipsoid", "plane", "mug")
+
+#: a mug's proportions (m): wall and floor thickness, the handle's bar and how far it reaches out
+MUG_WALL, MUG_FLOOR, MUG_BAR, MUG_REACH = 0.005, 0.008, 0.01, 0.03
+
+
+def mug_parts(radius: float, half_height: float, segments: int = 20) -> list[tuple[str, tuple, np.ndarray]]:
+    """The MuJoCo primitives of a mug ``(shape, size, T_mug_part)``, in the frame of an upright
+    cylinder of the same ``(radius, half_height)``: a floor disc, ``segments`` wall boxes whose
+    outer faces meet on the outer circle (a polygon within ``r (1 - cos(pi / segments))``, 0.5 mm
+    at 4 cm, of the round wall), and a handle of three boxes (two arms and a grip bar) on +x
+    between 20 % and 80 % of the height.  Why a compound: a solid cylinder as wide as a gripper
+    opens cannot be grasped at all, a real mug by its rim or handle."""
+    r, h = float(radius), float(half_height)
+    parts: list[tuple[str, tuple, np.ndarray]] = [("cylinder", (r, MUG_FLOOR / 2), pose(np.eye(3), (0.0, 0.0, -h + MUG_FLOOR / 2)))]
+    half_w = r * np.tan(np.pi / segments)
+    for k in range(segments):
+        th = 2 * np.pi * k / segments
+        c, s = np.cos(th), np.sin(th)
+        R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        parts.append(("box", (MUG_WALL / 2, half_w, h), pose(R, ((r - MUG_WALL / 2) * c, (r - MUG_WALL / 2) * s, 0.0))))
+    lo, hi, out = -0.6 * h, 0.6 * h, r + MUG_REACH
+    for x0, x1, z0, z1 in ((r - 0.002, out, hi - MUG_BAR, hi), (r - 0.002, out, lo, lo + MUG_BAR), (out - MUG_BAR, out, lo, hi)):
+        parts.append(("box", ((x1 - x0) / 2, MUG_BAR / 2, (z1 - z0) / 2), pose(np.eye(3), ((x0 + x1) / 2, 0.0, (z0 + z1) / 2))))
+    return parts
+
 
 
 def quat_to_matrix(q) -> np.ndarray:
@@ -126,6 +154,8 @@ def sdf_local(shape: str, size, p) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64).reshape(-1, 3)
     if shape == "plane":
         return p[:, 2].copy()
+    if shape == "mug":
+        return np.min([sdf(part, psize, T, p) for part, psize, T in mug_parts(s[0], s[1])], axis=0)
     if shape == "sphere":
         return np.linalg.norm(p, axis=1) - s[0]
     if shape == "box":
@@ -182,6 +212,8 @@ def lowest_z(shape: str, size, T_world_obj) -> float:
     T = np.asarray(T_world_obj, dtype=np.float64)
     r = T[2, :3]  # world z-axis expressed in the object frame
     z = T[2, 3]
+    if shape == "mug":
+        return min(lowest_z(part, psize, T @ Tp) for part, psize, Tp in mug_parts(s[0], s[1]))
     if shape == "sphere":
         return z - s[0]
     if shape == "box":

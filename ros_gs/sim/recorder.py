@@ -207,8 +207,9 @@ class MujocoRecorder:
 
         self._obj_body = [_id(mujoco.mjtObj.mjOBJ_BODY, o.body) for o in spec.objects]
         self._geom_to_object = np.full(m.ngeom + 1, -1, dtype=np.int32)  # last entry: background (-1)
-        for i, o in enumerate(spec.objects):
-            self._geom_to_object[_id(mujoco.mjtObj.mjOBJ_GEOM, o.geom)] = i
+        for i, o in enumerate(spec.objects):  # every geom of the object's body (a mug has several)
+            _id(mujoco.mjtObj.mjOBJ_GEOM, o.geom)
+            self._geom_to_object[:-1][m.geom_bodyid == self._obj_body[i]] = i
         self._cam_ids = [_id(mujoco.mjtObj.mjOBJ_CAMERA, c.name) for c in spec.cameras]
         for c in spec.cameras:
             _id(mujoco.mjtObj.mjOBJ_BODY, c.mounted_on)

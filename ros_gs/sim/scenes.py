@@ -38,7 +38,7 @@ from typing import Callable
 import numpy as np
 
 from ros_gs.errors import ConfigError
-from ros_gs.sim.geometry import matrix_to_quat, pose, quat_to_matrix
+from ros_gs.sim.geometry import matrix_to_quat, mug_parts, pose, quat_to_matrix
 
 SCENES: tuple[str, ...] = ("tabletop", "push", "drop", "walkthrough")
 
@@ -62,11 +62,12 @@ PALETTE = {
 
 @dataclass
 class ObjectSpec:
-    """A labelled rigid object: one MuJoCo body holding one primitive geom at its origin."""
+    """A labelled rigid object: one MuJoCo body holding one primitive geom at its origin (a
+    ``mug``: the geoms of :func:`~ros_gs.sim.geometry.mug_parts`, the first named ``geom``)."""
 
     name: str
     label: str
-    shape: str  # "box" | "sphere" | "cylinder" | "capsule" | "ellipsoid"
+    shape: str  # "box" | "sphere" | "cylinder" | "capsule" | "ellipsoid" | "mug"
     size: tuple  # MuJoCo geom size semantics (see ros_gs.sim.geometry)
     rgba: tuple
     mass: float
@@ -262,13 +263,25 @@ def _table_xml(name: str, x: float, y: float, half=TABLE_HALF, top_z: float = TA
 
 def _object_xml(obj: ObjectSpec, T: np.ndarray, *, condim: int = 6) -> str:
     joint = f'    <freejoint name="{obj.body}_joint"/>\n' if obj.dynamic else ""
-    size = _f(obj.size)
-    return (
-        f'  <body name="{obj.body}" pos="{_f(T[:3, 3])}" quat="{_quat_attr(T[:3, :3])}">\n{joint}'
-        f'    <geom name="{obj.geom}" type="{obj.shape}" size="{size}" rgba="{_f(obj.rgba)}" mass="{obj.mass}" '
-        f'friction="{obj.friction} 0.005 0.002" condim="{condim}"/>\n'
-        f"  </body>\n"
-    )
+    common = f'rgba="{_f(obj.rgba)}" friction="{obj.friction} 0.005 0.002" condim="{condim}"'
+    if obj.shape == "mug":  # a compound: the first part carries the object's geom name, all end in _geom
+        parts = mug_parts(*obj.size)
+        volumes = [_volume(shape, size) for shape, size, _ in parts]
+        geoms = ""
+        for k, ((shape, size, Tp), v) in enumerate(zip(parts, volumes)):
+            name = obj.geom if k == 0 else f"{obj.body}_part{k}_geom"
+            geoms += (f'    <geom name="{name}" type="{shape}" size="{_f(size)}" pos="{_f(Tp[:3, 3])}" '
+                      f'quat="{_quat_attr(Tp[:3, :3])}" mass="{obj.mass * v / sum(volumes):.6g}" {common}/>\n')
+    else:
+        geoms = f'    <geom name="{obj.geom}" type="{obj.shape}" size="{_f(obj.size)}" mass="{obj.mass}" {common}/>\n'
+    return f'  <body name="{obj.body}" pos="{_f(T[:3, 3])}" quat="{_quat_attr(T[:3, :3])}">\n{joint}{geoms}  </body>\n'
+
+
+def _volume(shape: str, size) -> float:
+    """Volume of a box or cylinder (the parts of a compound), to share its mass among them."""
+    if shape == "box":
+        return 8.0 * size[0] * size[1] * size[2]
+    return math.pi * size[0] ** 2 * 2.0 * size[1]  # cylinder
 
 
 def _rest_rotation(shape: str, yaw: float) -> np.ndarray:
@@ -284,13 +297,13 @@ def _rest_height(shape: str, size) -> float:
         return float(size[2])
     if shape in ("sphere", "capsule"):
         return float(size[0])
-    return float(size[1])  # cylinder upright
+    return float(size[1])  # cylinder or mug upright
 
 
 # Catalogue of table-top objects: (name, label, shape, size, colour, mass, friction)
 CATALOGUE = (
     ("red_box", "red box", "box", (0.045, 0.035, 0.03), "red", 0.25, 0.6),
-    ("blue_mug", "blue mug-like cylinder", "cylinder", (0.04, 0.05), "blue", 0.3, 0.7),
+    ("blue_mug", "blue mug", "mug", (0.04, 0.05), "blue", 0.3, 0.7),
     ("yellow_banana", "yellow banana-like capsule", "capsule", (0.018, 0.065), "yellow", 0.12, 0.8),
     ("green_ball", "green ball", "sphere", (0.035,), "green", 0.1, 0.8),
     ("orange_egg", "orange egg-like ellipsoid", "ellipsoid", (0.055, 0.04, 0.032), "orange", 0.15, 0.8),

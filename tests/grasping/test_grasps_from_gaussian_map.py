@@ -62,7 +62,10 @@ def test_lifted_labels_put_gaussians_on_their_objects(labelled_map) -> None:
         label_gaussians(type("M", (), {"means": torch.as_tensor(means)})(), [(views[0][0], views[0][1] + 20)], 8)
 
 
-@pytest.mark.parametrize("query, name", [("pick up the ball", "green_ball"), ("the box", "red_box")])
+# not the red box: 7 cm across, its means spread over 7.6 cm in one map (1 cm of noise at the 95th
+# percentile), which leaves no collision-free pinch within the 8 cm opening: the planner is right
+# to refuse, and whether it must depends on the map's noise, not on the planner
+@pytest.mark.parametrize("query, name", [("pick up the ball", "green_ball"), ("the tall box", "purple_carton")])
 def test_grasps_on_map_objects_lift_them(labelled_map, query: str, name: str) -> None:
     spec, _, means, ids, conf, _ = labelled_map
     objects, index = [], []

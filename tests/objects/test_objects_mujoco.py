@@ -50,8 +50,35 @@ def test_ids_stay_the_same(tabletop) -> None:
         assert np.linalg.norm(c - first[i]) < 0.04
 
 
+def _mug_shares(frame, k: int, merge_thin_m: float) -> list[float]:
+    """Shares of MuJoCo's mask of object ``k`` that each found object covers, largest first."""
+    from ros_gs.objects.segmentation import SegmentationConfig
+
+    finder = ObjectFinder()
+    finder.config.segmentation = SegmentationConfig(merge_thin_m=merge_thin_m)
+    scene = find_objects(finder, _views([frame]), up=np.array([0.0, 0.0, 1.0]))
+    truth = frame.segmentation == k
+    return sorted(((o.masks[0] & truth).sum() / truth.sum() for o in scene.objects), reverse=True) + [0.0, 0.0]
+
+
+def test_a_mug_handle_stays_with_its_mug() -> None:
+    """The mug's handle (thin and upright; the concave creases where its arms meet the wall cut
+    it off, and its arms are too thin to keep) joins the mug in each camera's view alone, on two
+    layouts: one object covers MuJoCo's mug mask, handle included, and no other takes a share."""
+    split_without_rule = 0
+    for seed in (3, 5):
+        spec, frames, _, _ = record_tabletop(seed=seed)
+        k = [o.name for o in spec.objects].index("blue_mug")
+        for f in frames:
+            shares = _mug_shares(f, k, 0.02)
+            assert shares[0] > 0.7 and shares[1] < 0.02, (seed, f.camera, shares[:3])
+            split_without_rule += _mug_shares(f, k, 0.0)[1] >= 0.02
+    assert split_without_rule > 0  # without the rule some view splits: the test can fail
+
+
 QUERIES = {  # object -> a query by colour / shape / size that never says its label
     "yellow_banana": "the yellow thing",
+    "blue_mug": "the blue cup",  # 8 cm across: by its rim or handle
     "green_ball": "the round green object",
     "red_box": "the red block",
     "purple_carton": "the tallest object",
@@ -68,4 +95,4 @@ def test_grasps_without_masks_lift_in_mujoco(tabletop, body: str) -> None:
     assert r.grasps, r.message
     top = r.grasps[0]
     # the grasp lies on the named object: MuJoCo lifts that body with it
-    assert execute(spec.xml, top, ParallelGripper(), body) > 0.1, (body, r.description)
+    assert execute(spec.xml, top, ParallelGripper(), body, squeeze=0.03) > 0.1, (body, r.description)

@@ -23,10 +23,11 @@ def test_scene_compiles_and_names_resolve(name):
     labels = [o.label for o in spec.objects]
     assert len(set(labels)) == len(labels) and len({o.name for o in spec.objects}) == len(labels)
     for o in spec.objects:
-        assert o.shape in ("box", "sphere", "cylinder", "capsule", "ellipsoid")
+        assert o.shape in ("box", "sphere", "cylinder", "capsule", "ellipsoid", "mug")
         g = m.geom(o.geom)
         assert g.bodyid[0] == m.body(o.body).id
-        assert np.allclose(m.geom_size[g.id][: len(o.size)], o.size)
+        size = G.mug_parts(*o.size)[0][1] if o.shape == "mug" else o.size  # a mug's first part: its floor
+        assert np.allclose(m.geom_size[g.id][: len(size)], size)
         assert np.allclose(m.geom_rgba[g.id], o.rgba)
         assert math.isclose(m.body_mass[m.body(o.body).id], o.mass, rel_tol=1e-6)
         assert math.isclose(m.geom_friction[g.id][0], o.friction)
@@ -43,7 +44,7 @@ def test_scene_compiles_and_names_resolve(name):
 
 def test_scene_contents():
     assert 5 <= len(build_scene("tabletop").objects) <= 8
-    assert {o.shape for o in build_scene("tabletop").objects} == {"box", "cylinder", "capsule", "sphere", "ellipsoid"}
+    assert {o.shape for o in build_scene("tabletop").objects} == {"box", "mug", "capsule", "sphere", "ellipsoid"}
     assert [o.shape for o in build_scene("push").objects] == ["box", "cylinder"]
     assert "pusher" in build_scene("push").mocap
     assert len(build_scene("drop").objects) >= 4
@@ -89,6 +90,10 @@ def test_sdf_primitives():
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
     assert np.allclose(G.sdf("ellipsoid", a, I, surf + 0.05 * normal), 0.05, atol=1e-9)
     assert np.allclose(G.sdf("ellipsoid", a, I, surf - 0.0005 * normal), -0.0005, atol=2e-5)
+    # mug (r 4 cm, 10 cm tall, 5 mm wall, 8 mm floor, handle on +x): hollow, so its middle is outside
+    mug = [[0.0, 0.0, 0.0], [0.0, 0.0, -0.05 + 0.004], [0.0375, 0.0, 0.0], [0.0, 0.0425, 0.0], [0.065, 0.0, 0.0],
+           [0.05, 0.0, 0.0], [0.0, 0.0, 0.06]]
+    assert np.allclose(G.sdf("mug", (0.04, 0.05), I, mug), [0.035, -0.004, -0.0025, 0.0025, -0.005, 0.01, math.hypot(0.035, 0.01)], atol=1e-3)
     # posed: a box turned 90 deg about z and moved
     T = G.pose(G.so3_exp([0, 0, math.pi / 2]), (1.0, 2.0, 3.0))
     assert np.isclose(G.sdf("box", (0.1, 0.2, 0.3), T, [[1.0 + 0.25, 2.0, 3.0]])[0], 0.05)
@@ -99,7 +104,7 @@ def test_lowest_point_and_rotations():
     T = G.pose(R, (0.1, 0.2, 1.0))
     rng = np.random.default_rng(1)
     for shape, size in (("box", (0.1, 0.2, 0.05)), ("sphere", (0.07,)), ("cylinder", (0.04, 0.1)),
-                        ("capsule", (0.03, 0.1)), ("ellipsoid", (0.1, 0.06, 0.04))):
+                        ("capsule", (0.03, 0.1)), ("ellipsoid", (0.1, 0.06, 0.04)), ("mug", (0.04, 0.05))):
         low = G.lowest_z(shape, size, T)
         # no point of the solid is below it, and some are just above it
         p = rng.uniform(-0.25, 0.25, size=(200000, 3)) + T[:3, 3]
