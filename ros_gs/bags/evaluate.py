@@ -149,7 +149,7 @@ def plot_trajectories(result: TrajectoryEval, png: Path | str, title: str = "") 
 class ObjectTrackEval:
     """Tracked objects against ground truth: motion since the first matched stamp."""
 
-    ids: list[int]  # instance ids (tracked/<id>)
+    ids: list[int]  # object ids (object/<id>)
     names: list[str]  # ground-truth object of each id (the nearest at the first stamp, one to one)
     stamps: np.ndarray  # (T,) ns
     position_error_m: np.ndarray  # (T, K) |object origin carried by the estimated motion - true origin|
@@ -176,7 +176,7 @@ def _match_tracked(tracked: dict[int, dict[int, np.ndarray]], names: list[str], 
     return sorted(pairs), pairs
 
 
-def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "tracked/") -> ObjectTrackEval:
+def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "object/") -> ObjectTrackEval:
     """Objects published on /tf as ``<prefix><id>`` (``physics_tracker``) against the
     ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags.  Each tracked id
     is the ground-truth object nearest to it at the first stamp they share (one to one, within

@@ -303,7 +303,7 @@ def eval_objects_cmd(
 
     r = evaluate_objects(tracked_bag, gt_bag)
     for k, (i, name) in enumerate(zip(r.ids, r.names)):
-        typer.echo(f"tracked/{i} = {name}: moved {r.moved_m[k] * 100:.1f} cm; position error mean "
+        typer.echo(f"object/{i} = {name}: moved {r.moved_m[k] * 100:.1f} cm; position error mean "
                    f"{r.position_error_m[:, k].mean() * 100:.2f} cm, max {r.position_error_m[:, k].max() * 100:.2f} cm; "
                    f"rotation error mean {r.rotation_error_deg[:, k].mean():.1f} deg, max {r.rotation_error_deg[:, k].max():.1f} deg "
                    f"({len(r.stamps)} stamps)")

@@ -14,9 +14,18 @@ particles fill them down to ``world.ground_height`` (the support the objects res
 sit on them, coloured with the instance's code colour.  Every later set is the observation that
 the visual forces pull the world towards, stepped by the time between the sets.
 
-Outputs: ``~/objects`` (geometry_msgs/PoseArray, in ``world_frame``, one pose per object in
-instance order; ``header.frame_id`` = ``world_frame``) and /tf ``world_frame`` ->
-``tracked/<instance id>`` (the body frame: axes of the world, origin at the first points' centroid).
+Outputs (``world_frame``, or ``support_frame`` for a lone camera):
+
+* ``/ros_gs/objects`` (ros_gs/ObjectStateArray): per object its stable id, label and
+  description, pose, twist, extents, particle and Gaussian counts and the last visual correction;
+* /tf ``world_frame`` -> ``object/<id>`` (the body frame: axes of the world, origin at the first
+  points' centroid);
+* ``/ros_gs/objects/predicted`` (ObjectStateArray): at every update, the states
+  ``prediction_horizon_s`` ahead (the world rolled forward without visual forces), stamped with
+  the time they predict;
+* ``~/objects`` (geometry_msgs/PoseArray, for RViz): one pose per object in id order;
+* service ``~/predict`` (ros_gs/PredictObjects): "what if": the states ahead after an optional push
+  of one object (a velocity change and/or a force for a while).
 """
 
 from __future__ import annotations
@@ -25,43 +34,25 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 from pydantic import Field
+from scipy.spatial import cKDTree
 
 from ros_gs.errors import ConfigError, InputError
-from ros_gs.gaussians.model import C0
-from ros_gs.physics import (Appearance, GaussianBinding, Observation, VisualForceConfig, World, WorldConfig, drag_forces,
-                            visual_forces)
-from ros_gs.physics.bodies import voxel_particles
+from ros_gs.nodes.camera_set import CameraSetInput
+from ros_gs.objects import ObjectFinder, ObjectFinderConfig, fit_support
+from ros_gs.objects.description import describe
+from ros_gs.objects.segmentation import backproject
+from ros_gs.objects.support import SupportPlane
+from ros_gs.physics import Observation, VisualForceConfig, WorldConfig
+from ros_gs.physics.tracker import CODES, ObjectState, ObjectTracker, TrackerConfig
 from ros_gs.render import Camera
 from ros_gs.render.camera import render_K
-from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
-from ros_gs.objects import ObjectFinder, ObjectFinderConfig, fit_support
-from ros_gs.objects.segmentation import backproject
 from ros_gs.runtime.qos import LATCHED_QOS
 from ros_gs.semantics.instances import DepthView, instance_points
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
-
-# code colours of instances 1, 2, ... (the renderer compares them with the segmentation)
-CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
-
-
-def _merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
-    """Instances whose points mostly lie within one particle pitch of another's become one body
-    (two bodies in one place would push each other apart: the simulation explodes)."""
-    ids = sorted(points)
-    merged = {i: points[i] for i in ids}
-    for a in ids:
-        for b in ids:
-            if a < b and a in merged and b in merged:
-                small, big = (merged[a], merged[b]) if len(merged[a]) <= len(merged[b]) else (merged[b], merged[a])
-                d, _ = cKDTree(big).query(small, distance_upper_bound=spacing)
-                if np.isfinite(d).mean() > share:
-                    merged[a] = np.concatenate([merged[a], merged.pop(b)])
-    return merged
 
 
 class PhysicsTrackerParams(NodeParams):
@@ -78,7 +69,11 @@ class PhysicsTrackerParams(NodeParams):
     min_points: int = Field(30, ge=1, description="instances with fewer depth points on the first set are not tracked (a counted skip)")
     max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
     gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
-    objects_topic: str = Field("~/objects", description="geometry_msgs/PoseArray of the tracked objects")
+    objects_topic: str = Field("~/objects", description="geometry_msgs/PoseArray of the tracked objects (for RViz)")
+    states_topic: str = Field("/ros_gs/objects", description="ros_gs/ObjectStateArray: the tracked objects with ids, descriptions, poses, twists")
+    predicted_topic: str = Field("/ros_gs/objects/predicted", description="ros_gs/ObjectStateArray: the states prediction_horizon_s ahead, stamped with the time they predict")
+    prediction_horizon_s: float = Field(0.5, ge=0.0, le=10.0, description="how far ahead every update predicts (s); 0: no prediction topic")
+    frame_prefix: str = Field("object/", description="TF child frame of object <id>: <frame_prefix><id>")
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
@@ -96,12 +91,17 @@ class PhysicsTrackerNode:
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set), p.time_jump_s,
                                       segmentation=p.use_segmentation, colour=not p.use_segmentation)
         self.finder = ObjectFinder(p.finder)
+        world = p.world if p.world_frame else p.world.model_copy(update={"ground_height": 0.0})
+        self.tracker = ObjectTracker(TrackerConfig(spacing=p.spacing, density=p.density, min_points=p.min_points,
+                                                   max_objects=p.max_objects, gaussian_spacing=p.gaussian_spacing,
+                                                   max_step_s=p.max_step_s, world=world, forces=p.forces))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
+        self.states_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.states_topic)
+        self.predicted_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.predicted_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
-        self.world: World | None = None
-        self.ids: list[int] = []
-        self._T_support_cam0: np.ndarray | None = None
         self.tf_static = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", LATCHED_QOS)
+        ctx.create_service("ros_gs/srv/PredictObjects", "~/predict", self.on_predict)
+        self._T_support_cam0: np.ndarray | None = None
         self._last_stamp: int | None = None
         self.frames = 0
         self.restarts = 0
@@ -109,10 +109,18 @@ class PhysicsTrackerNode:
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): nothing to track")
 
+    @property
+    def ids(self) -> list[int]:
+        return self.tracker.ids
+
+    @property
+    def world(self):
+        return self.tracker.world
+
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
         views = self._views(msgs)
-        if self.world is not None:
+        if self.tracker.started:
             gap = (stamp - self._last_stamp) * 1e-9
             if gap <= 0 or gap > self.params.restart_after_s:
                 why = "time went backwards" if gap <= 0 else f"{gap:.2f} s without images"
@@ -121,8 +129,8 @@ class PhysicsTrackerNode:
                     self.ctx.logger.warning("image sets come more than restart_after_s = %.2f s apart: the objects are "
                                             "rebuilt on every set (raise restart_after_s for slow cameras)", self.params.restart_after_s)
                 self._restart(f"{why} (set at {stamp} ns after {self._last_stamp} ns)")
-        self._restarted_last = self.world is None and self._last_stamp is not None
-        if self.world is None:
+        self._restarted_last = not self.tracker.started and self._last_stamp is not None
+        if not self.tracker.started:
             self._start([v for v, _ in views])
         else:
             obs = []
@@ -135,21 +143,8 @@ class PhysicsTrackerNode:
                 K[:2] /= s
                 cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                        torch.as_tensor(view.T_world_cam, dtype=torch.float32), ids.shape[1], ids.shape[0])
-                code = np.zeros(ids.shape + (3,), np.float32)
-                for j, i in enumerate(self.ids):
-                    code[ids == i] = CODES[j]
-                obs.append(Observation(cam, torch.as_tensor(code)))
-            gap = (stamp - self._last_stamp) * 1e-9
-            n = max(1, math.ceil(gap / self.params.max_step_s))
-            # the image pulls once per set; the drag follows the velocity through the pieces
-            pull, _ = visual_forces(self.world, self.binding, self.appearance, obs,
-                                    self.params.forces.model_copy(update={"damping": 0.0}))
-            for _ in range(n):
-                forces = pull + drag_forces(self.world, self.params.forces.damping, gap / n)
-                if not np.isfinite(forces).all():
-                    break
-                self.world.step(gap / n, forces)
-            if not (np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all()):
+                obs.append(Observation(cam, torch.as_tensor(self.tracker.code_image(ids))))
+            if not self.tracker.update(obs, (stamp - self._last_stamp) * 1e-9):
                 self._restart("the simulation diverged (non-finite poses)")
                 self._last_stamp = stamp
                 return
@@ -171,11 +166,9 @@ class PhysicsTrackerNode:
             v.T_world_cam = self._in_world(msgs, v)
         objects = self.finder.update(views, np.array([0.0, 0.0, 1.0]))
         tree = None
-        if self.world is not None:
-            poses = self.world.poses()
-            pts = [part @ T[:3, :3].T + T[:3, 3] for part, T in zip(self._parts, poses)]
-            owner = np.concatenate([np.full(len(q), i) for q, i in zip(pts, self.ids)])
-            tree = cKDTree(np.concatenate(pts))
+        if self.tracker.started:
+            pts, owner = self.tracker.particle_points()
+            tree = cKDTree(pts)
         out = []
         for k, v in enumerate(views):
             ids = np.zeros(v.depth.shape, dtype=np.int64)
@@ -216,64 +209,69 @@ class PhysicsTrackerNode:
     def _restart(self, why: str) -> None:
         """Drop the world; the next image set builds the objects again (a counted skip says why)."""
         self.ctx.count_skip("physics_tracker", InputError(f"objects rebuilt: {why}"))
-        self.world, self.ids, self.restarts = None, [], self.restarts + 1
+        self.tracker.reset()
+        self.restarts += 1
         self.finder.reset()
 
-    def _start(self, views) -> None:
-        p = self.params
-        points = _merge_overlapping(instance_points(views), p.spacing)
-        world = World(p.world if p.world_frame else p.world.model_copy(update={"ground_height": 0.0}))
-        gauss, body, parts, ids, placed = [], [], [], [], []
-        for i in sorted(points):
-            pts = points[i]
-            if len(ids) >= p.max_objects:
-                self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: more than max_objects={p.max_objects}"))
-                continue
-            if len(pts) < p.min_points:
-                self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {len(pts)} depth points < min_points"))
-                continue
-            centre = pts.mean(axis=0)
-            try:
-                ground = p.world.ground_height if p.world_frame else 0.0
-                # depth noise puts points below the support: particles there would start inside
-                # the ground and be thrown out of it
-                local = pts - centre
-                local[:, 2] = np.maximum(local[:, 2], ground - centre[2])
-                particles = voxel_particles(local, p.spacing, floor=ground - centre[2])
-            except ConfigError as exc:  # e.g. a body too large for the particle budget
-                self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: {exc}"))
-                continue
-            if placed:  # filled down to the support, touching objects would overlap: carve them apart
-                d, _ = cKDTree(np.concatenate(placed)).query(particles + centre)
-                particles = particles[d >= p.spacing]
-                if len(particles) == 0:
-                    self.ctx.count_skip("physics_tracker", InputError(f"instance {i}: inside another object's particles"))
-                    continue
-            placed.append(particles + centre)
-            T = np.eye(4)
-            T[:3, 3] = centre
-            world.add_body(particles, T, mass=p.density * len(particles) * p.spacing**3, radius=p.spacing / 2, name=f"tracked/{i}")
-            keys = np.unique(np.floor(pts / p.gaussian_spacing).astype(np.int64), axis=0)
-            gauss.append((keys + 0.5) * p.gaussian_spacing)
-            body.append(np.full(len(keys), len(ids)))
-            parts.append(particles)
-            ids.append(i)
-        if not ids:
-            raise InputError("no instance with enough depth points in the first image set: waiting for the next")
-        world.finalize()
-        means = np.concatenate(gauss)
-        n = len(means)
-        cols = CODES[np.concatenate(body)]
-        self.appearance = Appearance(scales=torch.full((n, 3), 0.6 * p.gaussian_spacing), opacities=torch.full((n,), 0.95),
-                                     sh=torch.as_tensor((cols - 0.5) / C0, dtype=torch.float32)[:, None, :])
-        self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), np.concatenate(body), world.poses(), parts)
-        self.world, self.ids, self._parts = world, ids, parts
-        self.ctx.logger.info("tracking instances %s (%d particles, %d Gaussians)", ids, world.num_particles, n)
+    def _start(self, views: list[DepthView]) -> None:
+        points = instance_points(views)
+        self.tracker.start(points, self._names(points))
+        for why in self.tracker.skipped:
+            self.ctx.count_skip("physics_tracker", InputError(why))
+        self.ctx.logger.info("tracking objects %s (%d particles)", self.tracker.ids, self.tracker.world.num_particles)
+
+    def _names(self, points: dict[int, np.ndarray]) -> dict[int, tuple[str, str]]:
+        """(label, description) per instance: of the objects found (with their colours), or of
+        the upstream instances' points on the ground plane (no colours)."""
+        if not self.params.use_segmentation and self.finder.support is not None:
+            return {o.id: (o.label, describe(o.id, o.points, o.lab, self.finder.support, o.label).text())
+                    for o in self.finder.objects if o.id in points}
+        ground = SupportPlane(np.array([0.0, 0.0, 1.0]), -self.tracker.config.world.ground_height)
+        return {i: ("", describe(i, pts, np.zeros((0, 3)), ground).text()) for i, pts in points.items() if len(pts) >= 5}
+
+    # ------------------------------------------------------------------ outputs
+    def _state_array(self, states: list[ObjectState], stamp: int):
+        make = self.ctx.make
+        header = make_header(make, stamp, self.params.world_frame or self.params.support_frame)
+        objects = [make("ros_gs/msg/ObjectState", id=s.id, label=s.label, description=s.description,
+                        pose=matrix_to_pose(make, s.pose),
+                        twist=make("geometry_msgs/msg/Twist", linear=_vec3(make, s.twist[:3]), angular=_vec3(make, s.twist[3:])),
+                        extents=_vec3(make, s.extents), particles=s.particles, gaussians=s.gaussians,
+                        correction=s.correction) for s in states]
+        return make("ros_gs/msg/ObjectStateArray", header=header, objects=objects)
 
     def _publish(self, stamp: int) -> None:
         p, make = self.params, self.ctx.make
         header = make_header(make, stamp, p.world_frame or p.support_frame)
-        poses = self.world.poses()
-        self.pub.publish(make("geometry_msgs/msg/PoseArray", header=header, poses=[matrix_to_pose(make, T) for T in poses]))
+        states = self.tracker.states()
+        self.pub.publish(make("geometry_msgs/msg/PoseArray", header=header, poses=[matrix_to_pose(make, s.pose) for s in states]))
         self.tf.publish(make("tf2_msgs/msg/TFMessage", transforms=[
-            matrix_to_transform_stamped(make, T, header, f"tracked/{i}") for i, T in zip(self.ids, poses)]))
+            matrix_to_transform_stamped(make, s.pose, header, f"{p.frame_prefix}{s.id}") for s in states]))
+        self.states_pub.publish(self._state_array(states, stamp))
+        if p.prediction_horizon_s > 0:
+            r = self.tracker.predict(p.prediction_horizon_s)
+            ahead = stamp + int(round(p.prediction_horizon_s * 1e9))
+            self.predicted_pub.publish(self._state_array(self.tracker.states(r.poses[-1], r.velocities[-1]), ahead))
+
+    def on_predict(self, request, response):
+        """``~/predict``: the states ahead after an optional push (see srv/PredictObjects.srv)."""
+        response.ok, response.states = False, []
+        if not self.tracker.started or self._last_stamp is None:
+            response.message = "no objects are tracked yet"
+            return response
+        vec = lambda v: np.array([v.x, v.y, v.z], dtype=np.float64)  # noqa: E731
+        try:
+            r = self.tracker.predict(float(request.horizon_s), float(request.step_s) or None,
+                                     int(request.object_id), vec(request.delta_linear), vec(request.delta_angular),
+                                     vec(request.force), float(request.force_duration_s))
+        except (ConfigError, InputError) as exc:
+            response.message = str(exc)
+            return response
+        response.states = [self._state_array(self.tracker.states(P, V), self._last_stamp + int(round(t * 1e9)))
+                           for t, P, V in zip(r.times, r.poses, r.velocities)]
+        response.ok = True
+        return response
+
+
+def _vec3(make, v):
+    return make("geometry_msgs/msg/Vector3", x=float(v[0]), y=float(v[1]), z=float(v[2]))

@@ -41,7 +41,7 @@ class SegmentationConfig(BaseModel):
     min_area_cm2: float = Field(2.0, gt=0.0, description="instances covering less surface (cm^2, from depth) are dropped")
     min_colour_area_cm2: float = Field(6.0, gt=0.0, description="instances seen by colour alone must cover at least this (cm^2)")
     merge_area_cm2: float = Field(12.0, ge=0.0, description="fragments smaller than this join the neighbour they share the most border with (no depth jump there)")
-    merge_thin_m: float = Field(0.02, ge=0.0, description="so do upright fragments thinner than this (m) across and more than twice as tall: they cannot stand alone (a mug's handle, which the concave creases where it meets the wall cut off)")
+    merge_thin_m: float = Field(0.02, ge=0.0, description="so do upright fragments thinner than this (m) across and more than twice as tall: they cannot stand alone (a mug's handle, which the concave creases where it meets the wall cut off; not longer than 3 x this)")
     merge_gap_m: float = Field(0.03, ge=0.0, description="a thin upright fragment joins a neighbour up to this far away across the image (m at its depth): a handle's arms are too thin to keep, its grip bar stands apart")
 
 
@@ -305,7 +305,9 @@ def _attach_colour(comp: np.ndarray, colour: np.ndarray, lab: np.ndarray, cfg: S
 
 def _thin_upright(P: np.ndarray, h: np.ndarray, plane: SupportPlane, max_width: float) -> bool:
     """Whether points (N, 3) with heights ``h`` above the support are narrower than
-    ``max_width`` across their footprint (5-95 % extent of the minor axis) and over twice as tall."""
+    ``max_width`` across their footprint (5-95 % extent of the minor axis), shorter than three
+    times that along it (a handle, not a board: a pusher's 12 cm paddle stays apart) and over
+    twice as tall as wide."""
     good = np.isfinite(h) & np.isfinite(P).all(axis=1)
     if good.sum() < 10 or max_width <= 0:
         return False
@@ -313,9 +315,9 @@ def _thin_upright(P: np.ndarray, h: np.ndarray, plane: SupportPlane, max_width: 
     flat = P - np.outer(P @ plane.normal, plane.normal)
     flat = flat - flat.mean(axis=0)
     _, evecs = np.linalg.eigh(flat.T @ flat)
-    across = flat @ evecs[:, 1]  # eigh sorts ascending: [0] is the plane's normal (no spread), [1] the minor axis
-    width = float(np.percentile(across, 95) - np.percentile(across, 5))
-    return width < max_width and float(np.percentile(h, 95)) > 2.0 * width
+    # eigh sorts ascending: [0] is the plane's normal (no spread), [1] the minor axis, [2] the major
+    width, length = (float(np.percentile(flat @ evecs[:, k], 95) - np.percentile(flat @ evecs[:, k], 5)) for k in (1, 2))
+    return width < max_width and length < 3.0 * max_width and float(np.percentile(h, 95)) > 2.0 * width
 
 
 def _merge_fragments(labels: np.ndarray, area: np.ndarray, P: np.ndarray, h: np.ndarray, plane: SupportPlane,

@@ -46,6 +46,16 @@ class WorldConfig(BaseModel):
 
 
 @dataclass
+class WorldState:
+    """A snapshot of a world's state (:meth:`World.save_state`): Newton's body_q (B, 7: position,
+    quaternion x y z w) and body_qd (B, 6), and the simulated time."""
+
+    body_q: np.ndarray
+    body_qd: np.ndarray
+    time: float
+
+
+@dataclass
 class Body:
     """One rigid body and its particles (rows ``start:stop`` of the world's particle arrays)."""
 
@@ -195,6 +205,34 @@ class World:
             log.warning("physics: %d contacts over the buffer of %d (contacts were dropped; %d times so far)",
                         most, self._contact_capacity, self.contact_overflows)
         self.time += dt
+
+    # -- state ----------------------------------------------------------------------------
+    def save_state(self) -> WorldState:
+        """The bodies' poses and velocities and the time: :meth:`restore_state` puts them back
+        (a prediction rolls a world forward, then returns it to where it was)."""
+        if self._model is None:
+            raise ConfigError("World.save_state before finalize()")
+        return WorldState(self._state.body_q.numpy().copy(), self._state.body_qd.numpy().copy(), self.time)
+
+    def restore_state(self, state: WorldState) -> None:
+        if self._model is None:
+            raise ConfigError("World.restore_state before finalize()")
+        if state.body_q.shape != (len(self.bodies), 7) or state.body_qd.shape != (len(self.bodies), 6):
+            raise ConfigError(f"a saved state of {len(state.body_q)} bodies does not fit a world of {len(self.bodies)}")
+        self._state.body_q.assign(state.body_q)
+        self._state.body_qd.assign(state.body_qd)
+        self.time = state.time
+
+    def set_velocity(self, body: int, linear, angular) -> None:
+        """Set one body's linear (of its centre of mass) and angular velocity, world frame (m/s, rad/s)."""
+        if not 0 <= body < len(self.bodies):
+            raise ConfigError(f"no body {body} (the world has {len(self.bodies)})")
+        v, w = (np.asarray(x, dtype=np.float64).reshape(3) for x in (linear, angular))
+        if not (np.isfinite(v).all() and np.isfinite(w).all()):
+            raise ConfigError("velocities must be finite")
+        qd = self._state.body_qd.numpy()
+        qd[body, :3], qd[body, 3:] = v, w
+        self._state.body_qd.assign(qd)
 
     # -- reading --------------------------------------------------------------------------
     def poses(self) -> np.ndarray:

@@ -51,7 +51,7 @@ def test_physics_tracker_follows_the_push(push_bag: Path, tmp_path: Path) -> Non
     png = tmp_path / "objects.png"
     res = CliRunner().invoke(app, ["eval-objects", str(out), str(push_bag), "--plot", str(png)])
     assert res.exit_code == 0, res.output
-    assert "tracked/1 = red_box" in res.output and "tracked/2 = blue_cylinder" in res.output
+    assert "object/1 = red_box" in res.output and "object/2 = blue_cylinder" in res.output
     assert png.stat().st_size > 10_000
 
 
@@ -107,3 +107,53 @@ def test_physics_tracker_without_masks_follows_the_push(push_bag: Path, tmp_path
         print(f"{name}: moved {r.moved_m[k] * 100:.1f} cm; error mean {e.mean() * 100:.2f} cm, max {e.max() * 100:.2f} cm")
         if name in ("red_box", "blue_cylinder"):
             assert r.moved_m[k] > 0.1 and e.mean() < 0.025 and e.max() < 0.08
+
+
+def test_object_states_predictions_and_what_if(push_bag: Path, tmp_path: Path) -> None:
+    """/ros_gs/objects carries each object's id, description, pose, twist and size; every update
+    predicts the states 0.5 s ahead (stamped with the time predicted for); ``~/predict`` answers
+    "what if": the box, given 0.6 m/s away from the cylinder once the push is over, slides as far
+    as Coulomb friction says (v^2 / 2 mu g, analytic) while the cylinder stays."""
+    import numpy as np
+
+    from ros_gs.runtime.replay import ServiceCall
+    from ros_gs.sensors.stamps import header_stamp_ns
+
+    out = tmp_path / "tracked.mcap"
+    shove = {"x": -0.6, "y": 0.0, "z": 0.0}
+    calls = [ServiceCall(2.1, "/physics_tracker/predict", {"horizon_s": 1.0, "step_s": 0.25}),
+             ServiceCall(2.1, "/physics_tracker/predict", {"horizon_s": 1.0, "step_s": 0.25, "object_id": 1, "delta_linear": shove}),
+             ServiceCall(2.1, "/physics_tracker/predict", {"horizon_s": 1.0, "object_id": 7, "delta_linear": shove}),
+             ServiceCall(2.1, "/physics_tracker/predict", {"horizon_s": -1.0})]
+    rt = ReplayRuntime(push_bag, out, service_calls=calls,
+                       overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z, "use_segmentation": True,
+                                                      "world.device": "cpu", "forces.backend": "cpu"}})
+    node = rt.add_node(PhysicsTrackerNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    with BagReader(out) as reader:
+        states = [m for _, m in reader.messages(["/ros_gs/objects"])]
+        predicted = [m for _, m in reader.messages(["/ros_gs/objects/predicted"])]
+        frames = {t.child_frame_id for _, m in reader.messages(["/tf"]) for t in m.transforms}
+    assert len(states) == len(predicted) == 66 and {"object/1", "object/2"} <= frames
+    for now, ahead in zip(states, predicted):
+        assert header_stamp_ns(ahead) - header_stamp_ns(now) == 500_000_000
+        assert [o.id for o in now.objects] == [o.id for o in ahead.objects] == [1, 2]
+    box, cyl = states[0].objects
+    # MuJoCo's box is 10 x 8 x 6 cm and the cylinder 8 cm across, 10 cm tall: the particles' boxes
+    # (2 cm pitch, filled from what three cameras see) come within a particle of that
+    assert np.allclose([box.extents.x, box.extents.y, box.extents.z], [0.10, 0.08, 0.06], atol=0.025)
+    assert np.allclose([cyl.extents.x, cyl.extents.y, cyl.extents.z], [0.08, 0.08, 0.10], atol=0.025)
+    assert "box" in box.description and "cm" in cyl.description and box.particles > 20 and box.gaussians > 20
+    mid = states[30].objects[0]  # mid-push: the box moves along +x, and the images correct it
+    assert mid.twist.linear.x > 0.05 and mid.correction > 0.0
+    quiet, shoved, unknown, bad = (r.response for r in report.services)
+    assert quiet.ok and shoved.ok and not unknown.ok and not bad.ok
+    assert "no tracked object 7" in unknown.message and "horizon" in bad.message
+    assert len(quiet.states) == len(shoved.states) == 4
+    t0 = header_stamp_ns(quiet.states[0]) - 250_000_000
+    assert [header_stamp_ns(s) - t0 for s in shoved.states] == [250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
+    x = lambda arr, k: arr.objects[k].pose.position.x  # noqa: E731
+    slide = x(quiet.states[-1], 0) - x(shoved.states[-1], 0)
+    assert abs(slide - 0.6**2 / (2 * node.tracker.config.world.friction * 9.81)) < 0.01, slide
+    assert abs(x(quiet.states[-1], 1) - x(shoved.states[-1], 1)) < 0.005  # the cylinder is not touched

@@ -1,0 +1,220 @@
+"""The object tracker: objects seen by calibrated depth cameras become particle bodies, visual
+forces keep them on the images, and the world predicts them ahead.
+
+One entry per capability, like the rest of the core: :meth:`ObjectTracker.start` (bodies from
+the instances' depth points), :meth:`ObjectTracker.update` (one image set: pull towards it and
+step), :meth:`ObjectTracker.states` (what a robot subscribes to) and
+:meth:`ObjectTracker.predict` (the world ahead without visual forces, optionally after a push).
+The ROS node (:mod:`ros_gs.nodes.physics_tracker`) turns messages into the arguments and the
+results into messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.spatial import cKDTree
+
+from ros_gs.errors import ConfigError, InputError
+from ros_gs.gaussians.model import C0
+from ros_gs.physics.binding import GaussianBinding
+from ros_gs.physics.bodies import voxel_particles
+from ros_gs.physics.prediction import Push, Rollout, rollout
+from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, drag_forces, visual_forces
+from ros_gs.physics.world import World, WorldConfig
+
+# code colours of bodies 0, 1, ... (the renderer compares them with the instance images)
+CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
+
+
+class TrackerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
+    density: float = Field(500.0, gt=0.0, description="kg/m^3: a body's mass is its particle volume (spacing^3 each) times this")
+    min_points: int = Field(30, ge=1, description="instances with fewer depth points on the first set are not tracked (a counted skip)")
+    max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
+    gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
+    max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
+    world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
+    forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
+
+
+@dataclass
+class ObjectState:
+    """One tracked object as :meth:`ObjectTracker.states` reports it (world frame)."""
+
+    id: int
+    label: str
+    description: str
+    pose: np.ndarray  # (4, 4) T_world_object
+    twist: np.ndarray  # (6,) linear velocity of the centre of mass, angular velocity
+    extents: np.ndarray  # (3,) m, the particles' box along the object's axes
+    particles: int
+    gaussians: int
+    correction: float  # N: the total visual force of the last update
+
+
+def merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
+    """Instances whose points mostly lie within one particle pitch of another's become one body
+    (two bodies in one place would push each other apart: the simulation explodes)."""
+    ids = sorted(points)
+    merged = {i: points[i] for i in ids}
+    for a in ids:
+        for b in ids:
+            if a < b and a in merged and b in merged:
+                small, big = (merged[a], merged[b]) if len(merged[a]) <= len(merged[b]) else (merged[b], merged[a])
+                d, _ = cKDTree(big).query(small, distance_upper_bound=spacing)
+                if np.isfinite(d).mean() > share:
+                    merged[a] = np.concatenate([merged[a], merged.pop(b)])
+    return merged
+
+
+class ObjectTracker:
+    """Bodies from instances, kept on the images by visual forces, predicted ahead."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.world: World | None = None
+        self.ids: list[int] = []
+        self.parts: list[np.ndarray] = []  # each body's particle centres, body frame
+        self.names: dict[int, tuple[str, str]] = {}  # id -> (label, description)
+        self.corrections: np.ndarray = np.zeros(0)
+        self._gaussians: list[int] = []
+        self.skipped: list[str] = []  # why instances of the last start were not tracked
+
+    @property
+    def started(self) -> bool:
+        return self.world is not None
+
+    def reset(self) -> None:
+        self.world, self.ids, self.parts = None, [], []
+
+    # ------------------------------------------------------------------ building
+    def start(self, points: dict[int, np.ndarray], names: dict[int, tuple[str, str]] | None = None) -> None:
+        """Bodies from each instance's world points (id -> (N, 3)): particles fill them down to
+        the ground (``world.ground_height``), Gaussians sit on them coloured with the body's code
+        colour.  ``names``: id -> (label, description) to report.  Raises InputError when no
+        instance is big enough; the reasons for the instances left out are in ``skipped``."""
+        cfg = self.config
+        self.skipped = []
+        points = merge_overlapping(points, cfg.spacing)
+        world = World(cfg.world)
+        ground = cfg.world.ground_height
+        gauss, body, parts, ids, placed = [], [], [], [], []
+        for i in sorted(points):
+            pts = points[i]
+            if len(ids) >= cfg.max_objects:
+                self.skipped.append(f"instance {i}: more than max_objects={cfg.max_objects}")
+                continue
+            if len(pts) < cfg.min_points:
+                self.skipped.append(f"instance {i}: {len(pts)} depth points < min_points")
+                continue
+            centre = pts.mean(axis=0)
+            try:
+                # depth noise puts points below the support: particles there would start inside
+                # the ground and be thrown out of it
+                local = pts - centre
+                local[:, 2] = np.maximum(local[:, 2], ground - centre[2])
+                particles = voxel_particles(local, cfg.spacing, floor=ground - centre[2])
+            except ConfigError as exc:  # e.g. a body too large for the particle budget
+                self.skipped.append(f"instance {i}: {exc}")
+                continue
+            if placed:  # filled down to the support, touching objects would overlap: carve them apart
+                d, _ = cKDTree(np.concatenate(placed)).query(particles + centre)
+                particles = particles[d >= cfg.spacing]
+                if len(particles) == 0:
+                    self.skipped.append(f"instance {i}: inside another object's particles")
+                    continue
+            placed.append(particles + centre)
+            T = np.eye(4)
+            T[:3, 3] = centre
+            world.add_body(particles, T, mass=cfg.density * len(particles) * cfg.spacing**3, radius=cfg.spacing / 2,
+                           name=f"object/{i}")
+            keys = np.unique(np.floor(pts / cfg.gaussian_spacing).astype(np.int64), axis=0)
+            gauss.append((keys + 0.5) * cfg.gaussian_spacing)
+            body.append(np.full(len(keys), len(ids)))
+            parts.append(particles)
+            ids.append(i)
+        if not ids:
+            raise InputError("no instance with enough depth points in the first image set: waiting for the next")
+        world.finalize()
+        means = np.concatenate(gauss)
+        n = len(means)
+        cols = CODES[np.concatenate(body)]
+        self.appearance = Appearance(scales=torch.full((n, 3), 0.6 * cfg.gaussian_spacing), opacities=torch.full((n,), 0.95),
+                                     sh=torch.as_tensor((cols - 0.5) / C0, dtype=torch.float32)[:, None, :])
+        self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), np.concatenate(body), world.poses(), parts)
+        self.world, self.ids, self.parts = world, ids, parts
+        self._gaussians = [len(g) for g in gauss]
+        self.corrections = np.zeros(len(ids))
+        self.names = {i: (names or {}).get(i, ("", "")) for i in ids}
+
+    def code_image(self, instances: np.ndarray) -> np.ndarray:
+        """(H, W, 3) float32: the code colour of each pixel's body (instance ids -> colours)."""
+        code = np.zeros(instances.shape + (3,), np.float32)
+        for j, i in enumerate(self.ids):
+            code[instances == i] = CODES[j]
+        return code
+
+    # ------------------------------------------------------------------ tracking
+    def update(self, observations: list[Observation], dt: float) -> bool:
+        """One image set ``dt`` seconds after the last: the image pulls once, then the world
+        steps ``dt`` (in steps of at most ``max_step_s``) with the drag.  False when the
+        simulation diverged (non-finite poses): the caller restarts."""
+        if self.world is None:
+            raise ConfigError("ObjectTracker.update before start()")
+        cfg = self.config
+        n = max(1, math.ceil(dt / cfg.max_step_s))
+        pull, _ = visual_forces(self.world, self.binding, self.appearance, observations,
+                                cfg.forces.model_copy(update={"damping": 0.0}))
+        self.corrections = np.array([np.linalg.norm(pull[bd.start:bd.stop].sum(axis=0)) for bd in self.world.bodies])
+        for _ in range(n):
+            forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n)
+            if not np.isfinite(forces).all():
+                break
+            self.world.step(dt / n, forces)
+        return bool(np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all())
+
+    def particle_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(P, 3) world particle centres and (P,) the id of the object each belongs to."""
+        poses = self.world.poses()
+        pts = [part @ T[:3, :3].T + T[:3, 3] for part, T in zip(self.parts, poses)]
+        owner = np.concatenate([np.full(len(q), i) for q, i in zip(pts, self.ids)])
+        return np.concatenate(pts), owner
+
+    # ------------------------------------------------------------------ outputs
+    def states(self, poses: np.ndarray | None = None, velocities: np.ndarray | None = None) -> list[ObjectState]:
+        """Every tracked object now, or at the given (B, 4, 4) poses and (B, 6) velocities (a prediction's)."""
+        if self.world is None:
+            return []
+        poses = self.world.poses() if poses is None else poses
+        velocities = self.world.velocities() if velocities is None else velocities
+        r = self.config.spacing / 2
+        out = []
+        for k, i in enumerate(self.ids):
+            part = self.parts[k]
+            label, desc = self.names.get(i, ("", ""))
+            out.append(ObjectState(i, label, desc, poses[k], velocities[k], part.max(axis=0) - part.min(axis=0) + 2 * r,
+                                   len(part), self._gaussians[k], float(self.corrections[k])))
+        return out
+
+    def predict(self, horizon_s: float, sample_s: float | None = None, push_id: int | None = None,
+                delta_linear=(0.0, 0.0, 0.0), delta_angular=(0.0, 0.0, 0.0), force=(0.0, 0.0, 0.0),
+                force_duration_s: float = 0.0) -> Rollout:
+        """The world ``horizon_s`` ahead without visual forces (states every ``sample_s``),
+        optionally after pushing the object ``push_id`` (:class:`~ros_gs.physics.prediction.Push`);
+        the tracking state is left as it was."""
+        if self.world is None:
+            raise InputError("no objects are tracked yet")
+        push = None
+        if push_id is not None and push_id > 0:  # ids start at 1: 0 (a request's default) and -1 push nothing
+            if push_id not in self.ids:
+                raise ConfigError(f"no tracked object {push_id} (tracked: {self.ids})")
+            push = Push(self.ids.index(push_id), np.asarray(delta_linear, float), np.asarray(delta_angular, float),
+                        np.asarray(force, float), float(force_duration_s))
+        return rollout(self.world, horizon_s, self.config.max_step_s, sample_s, push)
