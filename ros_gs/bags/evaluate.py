@@ -228,6 +228,105 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
                            np.degrees(np.arccos(cos)), np.linalg.norm(G[-1, :, :3, 3] - G[0, :, :3, 3], axis=1))
 
 
+@dataclass
+class PredictionEval:
+    """Predicted object states (``/ros_gs/objects/predicted``) against ground truth at the time
+    they predict, beside two baselines from the same tracked states (``/ros_gs/objects``): the
+    object stays where it is, and it keeps its velocity (the tracked motion over the last frame).
+    One row per (prediction, object): the error of the material point that was the true object
+    origin at the first stamp (as :func:`evaluate_objects`)."""
+
+    horizon_s: float
+    ids: list[int]
+    names: list[str]
+    source_ns: np.ndarray  # (N,) the stamp each prediction was made at
+    target_ns: np.ndarray  # (N,) the stamp it predicts
+    object: np.ndarray  # (N,) index into ids
+    moved_m: np.ndarray  # (N,) how far the object truly moved from source to target
+    predicted_m: np.ndarray  # (N,) position error of the prediction
+    stays_m: np.ndarray  # (N,) ... of "it stays where it is"
+    velocity_m: np.ndarray  # (N,) ... of "it keeps its velocity"
+
+    def summary(self, moving_m: float = 0.01, since_ns: int | None = None) -> dict:
+        """Medians over the rows where the object truly moved more than ``moving_m`` between the
+        prediction and its target (and, given ``since_ns``, predictions made from that stamp on)."""
+        sel = self.moved_m > moving_m
+        if since_ns is not None:
+            sel &= self.source_ns >= since_ns
+        med = lambda a: float(np.median(a[sel])) if sel.any() else float("nan")  # noqa: E731
+        out = {"n": int(sel.sum()), "predicted_m": med(self.predicted_m), "stays_m": med(self.stays_m),
+               "velocity_m": med(self.velocity_m)}
+        best = min(out["stays_m"], out["velocity_m"])
+        out["gain_over_best_baseline"] = best / out["predicted_m"] if out["predicted_m"] > 0 else float("nan")
+        return out
+
+
+def _object_states(bag: Path | str, topic: str) -> dict[int, dict[int, np.ndarray]]:
+    """id -> stamp -> pose (4, 4) of an ObjectStateArray topic."""
+    out: dict[int, dict[int, np.ndarray]] = {}
+    with BagReader(bag) as reader:
+        for _, msg in reader.messages([topic]):
+            s = header_stamp_ns(msg)
+            for o in msg.objects:
+                out.setdefault(int(o.id), {})[s] = pose_msg_to_matrix(o.pose)
+    return out
+
+
+def evaluate_predictions(tracked_bag: Path | str, gt_bag: Path | str, states_topic: str = "/ros_gs/objects",
+                         predicted_topic: str = "/ros_gs/objects/predicted") -> PredictionEval:
+    """The ``physics_tracker``'s predictions against the ground-truth TF of a ``ros-gs bag
+    from-mujoco`` bag (objects paired as in :func:`evaluate_objects`)."""
+    import json
+
+    with BagReader(gt_bag) as reader:
+        payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
+    if not payloads:
+        raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
+    names = [o["name"] for o in json.loads(payloads[0])["objects"]]
+    now, ahead = _object_states(tracked_bag, states_topic), _object_states(tracked_bag, predicted_topic)
+    if not now or not ahead:
+        raise DatasetError(f"{tracked_bag} has no {states_topic} or no {predicted_topic} (prediction_horizon_s 0?)")
+    gt = tf_ground_truth(gt_bag)
+    ids, matched = _match_tracked(now, names, gt)
+    if not ids:
+        raise DatasetError(f"{tracked_bag}: no tracked object near any of the {len(names)} ground-truth objects")
+    stamps = sorted(set.intersection(*(set(now[i]) for i in ids)))
+    targets = sorted(set.intersection(*(set(ahead[i]) for i in ids)))
+    horizon = int(np.median(np.subtract(targets[: len(stamps)], stamps[: len(targets)]))) if targets else 0
+    if horizon <= 0:
+        raise DatasetError("the predictions are not stamped ahead of the states they start from")
+
+    def truth(name, s):
+        return gt.lookup("world", f"gt/{name}", s).matrix
+
+    first = {i: min(now[i]) for i in ids}
+    anchor = {}  # id -> the material point (body frame) that was the true origin at the first stamp
+    for i in ids:
+        E0, G0 = now[i][first[i]], truth(matched[i], first[i])
+        anchor[i] = (np.linalg.inv(E0) @ np.r_[G0[:3, 3], 1.0])[:3]
+    point = lambda T, i: T[:3, :3] @ anchor[i] + T[:3, 3]  # noqa: E731
+    rows = []
+    for t in stamps:
+        target = t + horizon
+        if target not in ahead[ids[0]]:
+            continue
+        prev = [s for s in stamps if s < t]
+        for k, i in enumerate(ids):
+            try:
+                g_t, g_T = truth(matched[i], t)[:3, 3], truth(matched[i], target)[:3, 3]
+            except TransformError:
+                continue
+            p_now = point(now[i][t], i)
+            vel = (p_now - point(now[i][prev[-1]], i)) / ((t - prev[-1]) * 1e-9) if prev else np.zeros(3)
+            rows.append((t, target, k, np.linalg.norm(g_T - g_t), np.linalg.norm(point(ahead[i][target], i) - g_T),
+                         np.linalg.norm(p_now - g_T), np.linalg.norm(p_now + vel * horizon * 1e-9 - g_T)))
+    if not rows:
+        raise DatasetError("no prediction has ground truth at the time it predicts")
+    R = np.array(rows)
+    return PredictionEval(horizon * 1e-9, ids, [matched[i] for i in ids], R[:, 0].astype(np.int64), R[:, 1].astype(np.int64),
+                          R[:, 2].astype(np.int64), R[:, 3], R[:, 4], R[:, 5], R[:, 6])
+
+
 def plot_object_errors(result: ObjectTrackEval, png: Path | str) -> Path:
     """Position and rotation error of each tracked object over time."""
     plt = _pyplot()

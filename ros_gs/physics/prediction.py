@@ -41,11 +41,13 @@ class Rollout:
 
 
 def rollout(world: World, horizon_s: float, max_step_s: float = 0.05, sample_s: float | None = None,
-            push: Push | None = None) -> Rollout:
+            push: Push | None = None, velocities: np.ndarray | None = None) -> Rollout:
     """Step ``world`` ``horizon_s`` ahead (steps of at most ``max_step_s``) under gravity and
     contacts only, recording the state every ``sample_s`` (None: only at the horizon), then
-    restore it.  A ``push`` is applied first; its force acts on the body's particles evenly (a
-    force through the centre of mass: no torque) while its duration lasts."""
+    restore it.  ``velocities`` (B, 6): start from these (linear of the centre of mass, angular;
+    e.g. estimated from the tracked motion) instead of the world's own.  A ``push`` is applied
+    first; its force acts on the body's particles evenly (a force through the centre of mass: no
+    torque) while its duration lasts."""
     if not (math.isfinite(horizon_s) and horizon_s > 0):
         raise ConfigError(f"prediction horizon must be a positive number of seconds, got {horizon_s}")
     if not (math.isfinite(max_step_s) and max_step_s > 0):
@@ -70,7 +72,14 @@ def rollout(world: World, horizon_s: float, max_step_s: float = 0.05, sample_s: 
             forces = np.zeros((world.num_particles, 3))
             forces[bd.start:bd.stop] = vals[2] / (bd.stop - bd.start)
     saved = world.save_state()
+    start = saved
+    if velocities is not None:
+        v = np.asarray(velocities, dtype=np.float64)
+        if v.shape != saved.body_qd.shape or not np.isfinite(v).all():
+            raise ConfigError(f"velocities must be finite and {saved.body_qd.shape}, got {v.shape}")
+        start = type(saved)(saved.body_q, v.astype(saved.body_qd.dtype), saved.time)
     try:
+        world.restore_state(start)
         if push is not None and (np.any(vals[0]) or np.any(vals[1])):
             qd = world.velocities()[push.body]
             world.set_velocity(push.body, qd[:3] + vals[0], qd[3:] + vals[1])

@@ -12,12 +12,14 @@ results into messages.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import ConfigError, InputError
 from ros_gs.gaussians.model import C0
@@ -40,6 +42,7 @@ class TrackerConfig(BaseModel):
     max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
     gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
+    velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -86,6 +89,7 @@ class ObjectTracker:
         self.corrections: np.ndarray = np.zeros(0)
         self._gaussians: list[int] = []
         self.skipped: list[str] = []  # why instances of the last start were not tracked
+        self._history: deque = deque(maxlen=64)  # (world time, (B, 4, 4) poses) after each update
 
     @property
     def started(self) -> bool:
@@ -97,8 +101,9 @@ class ObjectTracker:
     # ------------------------------------------------------------------ building
     def start(self, points: dict[int, np.ndarray], names: dict[int, tuple[str, str]] | None = None) -> None:
         """Bodies from each instance's world points (id -> (N, 3)): particles fill them down to
-        the ground (``world.ground_height``), Gaussians sit on them coloured with the body's code
-        colour.  ``names``: id -> (label, description) to report.  Raises InputError when no
+        the ground (``world.ground_height``) when they stand on it, down to their own lowest
+        seen point when they are in the air (a falling object is no column down to the table);
+        Gaussians sit on them coloured with the body's code colour.  ``names``: id -> (label, description) to report.  Raises InputError when no
         instance is big enough; the reasons for the instances left out are in ``skipped``."""
         cfg = self.config
         self.skipped = []
@@ -116,11 +121,15 @@ class ObjectTracker:
                 continue
             centre = pts.mean(axis=0)
             try:
-                # depth noise puts points below the support: particles there would start inside
-                # the ground and be thrown out of it
                 local = pts - centre
-                local[:, 2] = np.maximum(local[:, 2], ground - centre[2])
-                particles = voxel_particles(local, cfg.spacing, floor=ground - centre[2])
+                if pts[:, 2].min() - ground < cfg.spacing:  # standing on the support: filled down to it
+                    # depth noise puts points below the support: particles there would start
+                    # inside the ground and be thrown out of it
+                    local[:, 2] = np.maximum(local[:, 2], ground - centre[2])
+                    floor = ground - centre[2]
+                else:  # first seen in the air (falling, held): filled down to its own lowest seen point only
+                    floor = local[:, 2].min()
+                particles = voxel_particles(local, cfg.spacing, floor=floor)
             except ConfigError as exc:  # e.g. a body too large for the particle budget
                 self.skipped.append(f"instance {i}: {exc}")
                 continue
@@ -152,6 +161,8 @@ class ObjectTracker:
         self.world, self.ids, self.parts = world, ids, parts
         self._gaussians = [len(g) for g in gauss]
         self.corrections = np.zeros(len(ids))
+        self._history.clear()
+        self._history.append((world.time, world.poses()))
         self.names = {i: (names or {}).get(i, ("", "")) for i in ids}
 
     def code_image(self, instances: np.ndarray) -> np.ndarray:
@@ -178,7 +189,28 @@ class ObjectTracker:
             if not np.isfinite(forces).all():
                 break
             self.world.step(dt / n, forces)
-        return bool(np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all())
+        ok = bool(np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all())
+        if ok:
+            self._history.append((self.world.time, self.world.poses()))
+        return ok
+
+    def velocities(self) -> np.ndarray:
+        """(B, 6) each body's velocity (centre of mass, angular; world frame) fitted to its
+        tracked poses over the last ``velocity_window_s``: the least-squares slope of the centre
+        of mass and the mean rotation rate.  Why not the simulation's: the visual forces' drag
+        damps it, so a sliding object the images drag along reads slower than it moves."""
+        w = self.world
+        latest = self._history[-1][0] if self._history else w.time
+        recent = [(t, P) for t, P in self._history if t >= latest - self.config.velocity_window_s - 1e-9]
+        if self.config.velocity_window_s <= 0 or len(recent) < 2:
+            return w.velocities()
+        t = np.array([r[0] for r in recent])
+        com = np.stack([w.centres_of_mass(P) for _, P in recent])  # (T, B, 3)
+        tc = t - t.mean()
+        lin = np.einsum("t,tbi->bi", tc, com - com.mean(axis=0)) / float(tc @ tc)
+        R0, R1 = recent[0][1][:, :3, :3], recent[-1][1][:, :3, :3]
+        ang = Rotation.from_matrix(np.einsum("bij,bkj->bik", R1, R0)).as_rotvec() / (t[-1] - t[0])
+        return np.concatenate([lin, ang], axis=1)
 
     def particle_points(self) -> tuple[np.ndarray, np.ndarray]:
         """(P, 3) world particle centres and (P,) the id of the object each belongs to."""
@@ -189,11 +221,12 @@ class ObjectTracker:
 
     # ------------------------------------------------------------------ outputs
     def states(self, poses: np.ndarray | None = None, velocities: np.ndarray | None = None) -> list[ObjectState]:
-        """Every tracked object now, or at the given (B, 4, 4) poses and (B, 6) velocities (a prediction's)."""
+        """Every tracked object now (velocities from :meth:`velocities`), or at the given (B, 4,
+        4) poses and (B, 6) velocities (a prediction's)."""
         if self.world is None:
             return []
         poses = self.world.poses() if poses is None else poses
-        velocities = self.world.velocities() if velocities is None else velocities
+        velocities = self.velocities() if velocities is None else velocities
         r = self.config.spacing / 2
         out = []
         for k, i in enumerate(self.ids):
@@ -217,4 +250,4 @@ class ObjectTracker:
                 raise ConfigError(f"no tracked object {push_id} (tracked: {self.ids})")
             push = Push(self.ids.index(push_id), np.asarray(delta_linear, float), np.asarray(delta_angular, float),
                         np.asarray(force, float), float(force_duration_s))
-        return rollout(self.world, horizon_s, self.config.max_step_s, sample_s, push)
+        return rollout(self.world, horizon_s, self.config.max_step_s, sample_s, push, self.velocities())

@@ -249,8 +249,9 @@ class World:
         """(B, 6): linear velocity of the centre of mass and angular velocity, world frame."""
         return self._state.body_qd.numpy().astype(np.float64)
 
-    def centres_of_mass(self) -> np.ndarray:
-        T = self.poses()
+    def centres_of_mass(self, poses: np.ndarray | None = None) -> np.ndarray:
+        """(B, 3) world centres of mass, of the bodies now or at the given (B, 4, 4) poses."""
+        T = self.poses() if poses is None else np.asarray(poses, dtype=np.float64)
         return np.einsum("bij,bj->bi", T[:, :3, :3], self._com_local) + T[:, :3, 3]
 
     def particle_masses(self) -> np.ndarray:

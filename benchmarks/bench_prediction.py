@@ -1,0 +1,177 @@
+"""Tracking and prediction of the shipped ``physics_tracker`` node against MuJoCo, judged the way
+issue 15 asks: ``ros-gs replay BAG --node physics_tracker --params config/objects_mujoco.yaml``
+on ``push`` and ``drop`` bags (160x120, cameras at 30 Hz, ``--noise``), ground-truth topics
+stripped from the input; seeds no default was tuned on (the visual-force gain was set on push
+seed 0).
+
+* tracking: per moving object (true displacement > 2 cm) the median and worst position error and
+  the median rotation error of its motion since the first frame (``ros-gs eval-objects``);
+* prediction 0.5 s ahead (``/ros_gs/objects/predicted``): the median position error over the
+  predictions whose target time falls while the object moves (> 1 cm between the prediction and
+  its target), against "it stays where it is" and "it keeps its velocity" from the same tracked
+  states; on ``push`` also for the predictions made after the paddle lets go of the box (from
+  MuJoCo's contacts).
+
+Writes ``benchmarks/results/prediction.json`` and ``prediction.png`` (predicted against true
+paths).  Usage: ``python benchmarks/bench_prediction.py [--seeds 5 6 7] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+REPO = Path(__file__).resolve().parents[1]
+
+from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions  # noqa: E402
+from ros_gs.bags.from_mujoco import mujoco_scene_to_bag  # noqa: E402
+from ros_gs.bags.reader import BagReader  # noqa: E402
+from ros_gs.bags.writer import BagWriter  # noqa: E402
+
+DURATION = {"push": 2.2, "drop": 2.5}
+
+
+def paddle_release_s(seed: int) -> float:
+    """The last time MuJoCo's paddle touches an object in the push scene (s from the start; it
+    pushes the box, then, as the box turns aside, the cylinder)."""
+    import mujoco
+
+    from ros_gs.sim.scenes import build_scene
+
+    spec = build_scene("push", seed=seed, width=160, height=120)
+    m = mujoco.MjModel.from_xml_string(spec.xml)
+    d = mujoco.MjData(m)
+    paddle = m.geom("pusher_paddle").id
+    objects = {m.geom(o.geom).id for o in spec.objects}
+    mid = m.body("pusher").mocapid[0]
+    path = spec.mocap["pusher"]
+    last, t = 0.0, 0.0
+    n_settle = int(round(spec.settle_s / m.opt.timestep))
+    for k in range(n_settle + int(round(DURATION["push"] / m.opt.timestep))):
+        t = max(0.0, (k - n_settle) * m.opt.timestep)
+        d.mocap_pos[mid] = path.pose(t)[:3, 3]
+        mujoco.mj_step(m, d)
+        if any(paddle in (c.geom1, c.geom2) and {c.geom1, c.geom2} & objects for c in d.contact[: d.ncon]):
+            last = t
+    return last
+
+
+def make_bags(scene: str, seed: int, folder: Path) -> tuple[Path, Path]:
+    """(full bag with ground truth, sensor-only input with /ground_truth/* removed)."""
+    full = folder / f"{scene}_{seed}.mcap"
+    mujoco_scene_to_bag(scene, full, duration_s=DURATION[scene], seed=seed, width=160, height=120, num_cameras=3,
+                        camera_rate_hz=30.0, noise=True, overwrite=True, progress=False)
+    inp = folder / f"{scene}_{seed}_input.mcap"
+    with BagReader(full) as reader, BagWriter(inp, overwrite=True) as writer:
+        for raw, _ in reader.messages():
+            if not raw.topic.startswith("/ground_truth/"):
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    return full, inp
+
+
+def run_case(scene: str, seed: int, folder: Path) -> dict:
+    full, inp = make_bags(scene, seed, folder)
+    out = folder / f"{scene}_{seed}_tracked.mcap"
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "ros_gs.cli.main", "replay", str(inp), "--node", "physics_tracker",
+                          "--params", str(REPO / "config" / "objects_mujoco.yaml"), "--out", str(out), "--overwrite"],
+                         capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t
+    if res.returncode != 0:
+        raise RuntimeError(f"replay of {inp} failed ({res.returncode}): {res.stdout[-2000:]} {res.stderr[-2000:]}")
+    track = evaluate_objects(out, full)
+    objects = []
+    for k, name in enumerate(track.names):
+        e, rot = track.position_error_m[:, k], track.rotation_error_deg[:, k]
+        objects.append({"name": name, "moved_m": float(track.moved_m[k]), "moving": bool(track.moved_m[k] > 0.02),
+                        "median_m": float(np.median(e)), "max_m": float(e.max()), "rotation_median_deg": float(np.median(rot))})
+    pred = evaluate_predictions(out, full)
+    row = {"scene": scene, "seed": seed, "replay_s": wall, "objects": objects, "prediction": pred.summary()}
+    with BagReader(full) as reader:
+        start = reader.start_ns
+    if scene == "push":
+        release = paddle_release_s(seed)
+        row["paddle_release_s"] = release
+        row["prediction_after_release"] = pred.summary(since_ns=start + int(release * 1e9))
+    row["_paths"] = _paths(pred, track)
+    moving = ", ".join("%s %.2f cm / %.1f deg" % (o["name"], o["median_m"] * 100, o["rotation_median_deg"]) for o in objects if o["moving"])
+    print(f"{scene} seed {seed}: replay {wall:.0f} s; tracking (moving objects) median {moving}; "
+          f"prediction 0.5 s: {row['prediction']}" + (f"; after release: {row['prediction_after_release']}" if scene == "push" else ""))
+    return row
+
+
+def _paths(pred, track) -> dict:
+    """For the plot: per object the true path and the predicted target points (x, y, z)."""
+    out = {}
+    for k, name in enumerate(pred.names):
+        sel = pred.object == k
+        out[name] = {"target_s": ((pred.target_ns[sel] - pred.source_ns[0]) * 1e-9).tolist(),
+                     "predicted_m": pred.predicted_m[sel].tolist(), "stays_m": pred.stays_m[sel].tolist(),
+                     "velocity_m": pred.velocity_m[sel].tolist()}
+    return out
+
+
+def plot(rows: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(rows), figsize=(4 * len(rows), 3.4), squeeze=False)
+    for ax, row in zip(axes[0], rows):
+        for name, p in row["_paths"].items():
+            t = np.array(p["target_s"])
+            line, = ax.plot(t, np.array(p["predicted_m"]) * 100, label=f"{name} predicted")
+            ax.plot(t, np.array(p["velocity_m"]) * 100, ":", color=line.get_color(), label=f"{name} keeps velocity")
+        ax.set_title(f"{row['scene']} seed {row['seed']}")
+        ax.set_xlabel("target time (s)")
+        ax.set_ylabel("error 0.5 s ahead (cm)")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[5, 6, 7], help="scene seeds (none tuned on)")
+    ap.add_argument("--scenes", nargs="+", default=["push", "drop"])
+    ap.add_argument("--quick", action="store_true", help="one seed per scene")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "prediction.json")
+    ap.add_argument("--work", type=Path, default=REPO / "out" / "bench_prediction")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    rows = [run_case(scene, seed, args.work) for scene in args.scenes for seed in seeds]
+    plot(rows, args.out.with_suffix(".png"))
+    summary = {}
+    for scene in args.scenes:
+        rs = [r for r in rows if r["scene"] == scene]
+        moving = [o for r in rs for o in r["objects"] if o["moving"]]
+        keys = ["prediction"] + (["prediction_after_release"] if scene == "push" else [])
+        summary[scene] = {
+            "tracking_median_m_worst_object": max(o["median_m"] for o in moving) if moving else None,
+            "tracking_rotation_median_deg_worst_object": max(o["rotation_median_deg"] for o in moving) if moving else None,
+            **{k: {"predicted_m": float(np.median([r[k]["predicted_m"] for r in rs])),
+                   "best_baseline_m": float(np.median([min(r[k]["stays_m"], r[k]["velocity_m"]) for r in rs])),
+                   "gain_min": float(min(r[k]["gain_over_best_baseline"] for r in rs))} for k in keys}}
+    for r in rows:
+        r.pop("_paths")
+    result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "rows": rows, "summary": summary}
+    print(json.dumps(summary, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
