@@ -157,13 +157,16 @@ def main() -> None:
     for scene in args.scenes:
         rs = [r for r in rows if r["scene"] == scene]
         moving = [o for r in rs for o in r["objects"] if o["moving"]]
-        keys = ["prediction"] + (["prediction_after_release"] if scene == "push" else [])
+        # after the paddle lets go: only where some prediction was made then with the objects moving
+        keys = ["prediction"] + (["prediction_after_release"] if any(r.get("prediction_after_release", {}).get("n") for r in rs) else [])
         summary[scene] = {
             "tracking_median_m_worst_object": max(o["median_m"] for o in moving) if moving else None,
             "tracking_rotation_median_deg_worst_object": max(o["rotation_median_deg"] for o in moving) if moving else None,
-            **{k: {"predicted_m": float(np.median([r[k]["predicted_m"] for r in rs])),
-                   "best_baseline_m": float(np.median([min(r[k]["stays_m"], r[k]["velocity_m"]) for r in rs])),
-                   "gain_min": float(min(r[k]["gain_over_best_baseline"] for r in rs))} for k in keys}}
+            **{k: {"predicted_m": float(np.median([r[k]["predicted_m"] for r in rs if r[k]["n"]])),
+                   "best_baseline_m": float(np.median([min(r[k]["stays_m"], r[k]["velocity_m"]) for r in rs if r[k]["n"]])),
+                   "gain_min": float(min(r[k]["gain_over_best_baseline"] for r in rs if r[k]["n"]))} for k in keys}}
+        if scene == "push":
+            summary[scene]["paddle_touches_objects_until_s"] = max(r["paddle_release_s"] for r in rs)
     for r in rows:
         r.pop("_paths")
     result = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "rows": rows, "summary": summary}

@@ -253,11 +253,11 @@ class PredictionEval:
         sel = self.moved_m > moving_m
         if since_ns is not None:
             sel &= self.source_ns >= since_ns
-        med = lambda a: float(np.median(a[sel])) if sel.any() else float("nan")  # noqa: E731
-        out = {"n": int(sel.sum()), "predicted_m": med(self.predicted_m), "stays_m": med(self.stays_m),
-               "velocity_m": med(self.velocity_m)}
-        best = min(out["stays_m"], out["velocity_m"])
-        out["gain_over_best_baseline"] = best / out["predicted_m"] if out["predicted_m"] > 0 else float("nan")
+        if not sel.any():
+            return {"n": 0, "predicted_m": None, "stays_m": None, "velocity_m": None, "gain_over_best_baseline": None}
+        out = {"n": int(sel.sum()), "predicted_m": float(np.median(self.predicted_m[sel])),
+               "stays_m": float(np.median(self.stays_m[sel])), "velocity_m": float(np.median(self.velocity_m[sel]))}
+        out["gain_over_best_baseline"] = min(out["stays_m"], out["velocity_m"]) / max(out["predicted_m"], 1e-9)
         return out
 
 

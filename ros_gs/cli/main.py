@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 import yaml
 
-from ros_gs.errors import InputError
+from ros_gs.errors import DatasetError, InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ros_gs: Gaussian-splatting world model tools")
 bag_app = typer.Typer(no_args_is_help=True, help="Make and inspect rosbag2 files (no ROS needed).")
@@ -298,8 +298,9 @@ def eval_objects_cmd(
     gt_bag: Annotated[Path, typer.Argument(help="the `ros-gs bag from-mujoco` bag it replayed (ground-truth TF and objects)")],
     plot: Annotated[Optional[Path], typer.Option(help="write a PNG of the errors over time here")] = None,
 ) -> None:
-    """Tracked objects' motion against ground truth (position and rotation error since the first frame)."""
-    from ros_gs.bags.evaluate import evaluate_objects, plot_object_errors
+    """Tracked objects' motion against ground truth (position and rotation error since the first
+    frame), and their predictions (/ros_gs/objects/predicted) against it and two baselines."""
+    from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions, plot_object_errors
 
     r = evaluate_objects(tracked_bag, gt_bag)
     for k, (i, name) in enumerate(zip(r.ids, r.names)):
@@ -309,6 +310,18 @@ def eval_objects_cmd(
                    f"({len(r.stamps)} stamps)")
     if plot is not None:
         typer.echo(f"  plot: {plot_object_errors(r, plot)}")
+    try:
+        pred = evaluate_predictions(tracked_bag, gt_bag)
+    except DatasetError as exc:  # no prediction topic: tracking only
+        typer.echo(f"predictions: none evaluated ({exc})")
+        return
+    s = pred.summary()
+    if not s["n"]:
+        typer.echo(f"predictions {pred.horizon_s:.2f} s ahead: none while objects move")
+        return
+    typer.echo(f"predictions {pred.horizon_s:.2f} s ahead, {s['n']} while objects move (> 1 cm): median error "
+               f"{s['predicted_m'] * 100:.2f} cm; baselines 'stays' {s['stays_m'] * 100:.2f} cm, 'keeps velocity' "
+               f"{s['velocity_m'] * 100:.2f} cm ({s['gain_over_best_baseline']:.1f}x better than the better one)")
 
 
 @app.command()

@@ -10,8 +10,9 @@ colour (:mod:`ros_gs.objects`, ids kept across sets); with ``use_segmentation`` 
 detector's ``C/segmentation`` (16UC1 instance ids, 0 = no object) gives them instead.
 On the first complete set each instance's depth pixels, from every camera, become its points
 (again after a gap longer than ``restart_after_s``, time going backwards or a diverged world):
-particles fill them down to ``world.ground_height`` (the support the objects rest on), and Gaussians
-sit on them, coloured with the instance's code colour.  Every later set is the observation that
+particles fill them down to ``world.ground_height`` (the support the objects rest on; an object
+first seen in the air only down to its own lowest point), and Gaussians sit on them, coloured
+with the instance's code colour (:class:`ros_gs.physics.tracker.ObjectTracker` does the work).  Every later set is the observation that
 the visual forces pull the world towards, stepped by the time between the sets.
 
 Outputs (``world_frame``, or ``support_frame`` for a lone camera):

@@ -42,6 +42,7 @@ class TrackerConfig(BaseModel):
     max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
     gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
+    in_air_above: float = Field(0.08, gt=0.0, description="an instance whose lowest depth point is higher than this above the support (m) is in the air (falling, held) and is not filled down to it; a camera looking down on a table misses up to ~5 cm of an object's foot (GraspNet's frame), so less would float standing objects")
     velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
@@ -102,7 +103,8 @@ class ObjectTracker:
     def start(self, points: dict[int, np.ndarray], names: dict[int, tuple[str, str]] | None = None) -> None:
         """Bodies from each instance's world points (id -> (N, 3)): particles fill them down to
         the ground (``world.ground_height``) when they stand on it, down to their own lowest
-        seen point when they are in the air (a falling object is no column down to the table);
+        seen point when they are in the air (``in_air_above``: a falling object is no column down
+        to the table);
         Gaussians sit on them coloured with the body's code colour.  ``names``: id -> (label, description) to report.  Raises InputError when no
         instance is big enough; the reasons for the instances left out are in ``skipped``."""
         cfg = self.config
@@ -122,7 +124,7 @@ class ObjectTracker:
             centre = pts.mean(axis=0)
             try:
                 local = pts - centre
-                if pts[:, 2].min() - ground < cfg.spacing:  # standing on the support: filled down to it
+                if pts[:, 2].min() - ground < cfg.in_air_above:  # standing on the support: filled down to it
                     # depth noise puts points below the support: particles there would start
                     # inside the ground and be thrown out of it
                     local[:, 2] = np.maximum(local[:, 2], ground - centre[2])

@@ -52,6 +52,7 @@ def test_physics_tracker_follows_the_push(push_bag: Path, tmp_path: Path) -> Non
     res = CliRunner().invoke(app, ["eval-objects", str(out), str(push_bag), "--plot", str(png)])
     assert res.exit_code == 0, res.output
     assert "object/1 = red_box" in res.output and "object/2 = blue_cylinder" in res.output
+    assert "predictions 0.50 s ahead" in res.output and "'stays'" in res.output
     assert png.stat().st_size > 10_000
 
 
