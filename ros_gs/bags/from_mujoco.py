@@ -40,6 +40,8 @@ from ros_gs.sensors.poses import matrix_to_transform_stamped
 from ros_gs.sensors.stamps import make_header
 
 WORLD, RIG, LIDAR, IMU = "world", "rig", "lidar", "imu"
+#: the longest recording (s): a day of simulated sensors; longer (or infinite) is a typo
+MAX_DURATION_S = 86400.0
 LIDAR_DTYPE = np.dtype([("x", np.float32), ("y", np.float32), ("z", np.float32), ("t", np.float32), ("ring", np.uint16)])
 
 
@@ -77,8 +79,8 @@ def mujoco_scene_to_bag(
     from ros_gs.sim.recorder import CameraFrame, GroundTruth, ImuSample, LidarScan, MujocoRecorder
     from ros_gs.sim.scenes import build_scene
 
-    if not duration_s > 0:
-        raise ConfigError(f"duration must be > 0 s, got {duration_s}")
+    if not 0 < duration_s < MAX_DURATION_S:
+        raise ConfigError(f"duration must be more than 0 and less than {MAX_DURATION_S:.0f} s, got {duration_s}")
     spec = build_scene(scene, seed=seed, width=width, height=height, num_cameras=num_cameras)
     start = DEFAULT_START_NS
     recorder = MujocoRecorder(

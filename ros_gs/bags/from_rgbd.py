@@ -65,13 +65,15 @@ def rgbd_folder_to_bag(
     """Write the folder's frames ``first_frame, first_frame + step, ...`` (at most ``max_frames``)
     to ``out`` (MCAP), stamped at their own index / fps; returns messages written per topic.
     ``color``: the colour camera when colour is not registered to depth (see :class:`RgbdFolder`)."""
-    if first_frame < 0 or step < 1:
-        raise ConfigError(f"first_frame must be >= 0 and step >= 1, got {first_frame}, {step}")
+    if first_frame < 0 or step < 1 or (max_frames is not None and max_frames < 1):
+        raise ConfigError(f"first_frame must be >= 0, step >= 1 and max_frames >= 1, got {first_frame}, {step}, {max_frames}")
     data = RgbdFolder(folder, fps=fps, start_ns=start_ns, color=color)
     indices = list(range(first_frame, len(data), step))
     if max_frames is not None:
-        indices = indices[: max(0, max_frames)]
+        indices = indices[:max_frames]
     n = len(indices)
+    if n == 0:  # an empty bag that looks like a result would hide the mistake
+        raise ConfigError(f"first frame {first_frame} is past the folder's last frame ({len(data) - 1}): nothing to write")
     with BagWriter(out, overwrite=overwrite) as bag:
         make = bag.factory
         color_K, T_depth_color = data.K, np.eye(4)

@@ -87,7 +87,7 @@ def bag_from_mujoco(
     duration: Annotated[float, typer.Option(help="simulated seconds")] = 2.0,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same bag)")] = 0,
     size: Annotated[tuple[int, int], typer.Option(help="camera width and height")] = (320, 240),
-    cameras: Annotated[int, typer.Option(help="static RGB-D cameras (table scenes, 1-3)")] = 3,
+    cameras: Annotated[Optional[int], typer.Option(help="RGB-D cameras (table scenes 0-3, walkthrough 0-2); default: all the scene has")] = None,
     camera_rate: Annotated[float, typer.Option(help="camera frame rate, Hz")] = 10.0,
     imu_rate: Annotated[float, typer.Option(help="IMU rate, Hz")] = 200.0,
     noise: Annotated[bool, typer.Option(help="add depth, LiDAR and IMU noise and IMU bias")] = False,
@@ -95,9 +95,13 @@ def bag_from_mujoco(
 ) -> None:
     """A MuJoCo ground-truth scene -> RGB-D + segmentation, LiDAR, IMU, /tf_static, /ground_truth/*."""
     from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
+    from ros_gs.sim.scenes import MAX_CAMERAS
 
+    if cameras is not None and scene in MAX_CAMERAS and not 0 <= cameras <= MAX_CAMERAS[scene]:
+        raise InputError(f"--cameras {cameras}: the {scene} scene has 0 to {MAX_CAMERAS[scene]} cameras")
     counts = mujoco_scene_to_bag(
-        scene, out, duration_s=duration, seed=seed, width=size[0], height=size[1], num_cameras=cameras,
+        scene, out, duration_s=duration, seed=seed, width=size[0], height=size[1],
+        num_cameras=MAX_CAMERAS.get(scene, 3) if cameras is None else cameras,
         camera_rate_hz=camera_rate, imu_rate_hz=imu_rate, noise=noise, overwrite=overwrite,
     )
     typer.echo(f"wrote {out}: " + ", ".join(f"{t} {n}" for t, n in sorted(counts.items())))

@@ -19,7 +19,7 @@ from ros_gs.sensors.image import image_to_numpy
 class ImageStatsParams(NodeParams):
     image_topic: str = Field("/camera/color/image_raw", description="sensor_msgs/Image to summarise")
     stats_topic: str = Field("~/stats", description="where ros_gs/ImageStats is published")
-    heartbeat_period_s: float = Field(1.0, gt=0.0, le=3600.0, description="period of the frame-count heartbeat")
+    heartbeat_period_s: float = Field(1.0, ge=1e-3, le=3600.0, description="period of the frame-count heartbeat")
     heartbeat_topic: str = Field("~/frames", description="std_msgs/UInt64 total frames, on the timer")
 
 

@@ -32,6 +32,10 @@ from pydantic import BaseModel
 from ros_gs.errors import InputError
 from ros_gs.runtime.qos import DEFAULT_QOS, TF_QOS, TF_STATIC_QOS, QoS
 
+#: the fastest timer a node may ask for (1 kHz) in any runtime: a period of 1e-9 s would have a
+#: replay fire a billion times per simulated second
+MIN_TIMER_PERIOD_S = 1e-3
+
 P = TypeVar("P", bound=BaseModel)
 Callback = Callable[[Any], None]
 ServiceCallback = Callable[[Any, Any], Any]

@@ -15,6 +15,7 @@ then service calls; ties broken by creation order), so a replay is deterministic
 from __future__ import annotations
 
 import heapq
+import math
 import itertools
 import logging
 import time
@@ -30,12 +31,19 @@ from tqdm import tqdm
 from ros_gs.bags.reader import BagReader
 from ros_gs.bags.writer import BagWriter
 from ros_gs.errors import ConfigError, InputError
-from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, srv_parts
+from ros_gs.runtime.node_api import MIN_TIMER_PERIOD_S, Callback, NodeContext, P, ServiceCallback, srv_parts
 from ros_gs.runtime.params import load_params
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
 from ros_gs.runtime.typestore import MessageFactory, message_to_dict
 
 log = logging.getLogger("ros_gs.replay")
+
+#: Bounds that keep a replay finite: pacing slower than 1 % of real time or faster than 1000x
+#: is refused, and (by default) timers are not walked through more than 10 s without any
+#: message (a message logged in 2100 would have a 1 s timer fire billions of times); timers
+#: faster than node_api.MIN_TIMER_PERIOD_S are refused in every runtime.
+MIN_RATE, MAX_RATE = 0.01, 1000.0
+MAX_GAP_S = 10.0
 
 # Event priorities at equal simulated time.
 _BAG, _LOCAL, _TIMER, _SERVICE = 0, 1, 2, 3
@@ -68,6 +76,7 @@ class ReplayReport:
     delivered: Counter = field(default_factory=Counter)
     published: Counter = field(default_factory=Counter)
     timer_calls: int = 0
+    clock_jumps: list[tuple[int, int]] = field(default_factory=list)  # (from, to) ns: stretches without messages that timers skipped
     skipped: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     services: list[ServiceResult] = field(default_factory=list)
@@ -95,8 +104,8 @@ def service_log(report: ReplayReport) -> list[dict[str, Any]]:
 def load_service_calls(path: Path | str) -> list[ServiceCall]:
     """Read a YAML list of ``{time: s, service: name, request: {...}}``."""
     try:
-        data = yaml.safe_load(Path(path).read_text()) or []
-    except (OSError, yaml.YAMLError) as err:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read service calls from {path}: {err}") from err
     if not isinstance(data, list):
         raise ConfigError(f"{path}: expected a list of service calls")
@@ -109,8 +118,8 @@ def load_service_calls(path: Path | str) -> list[ServiceCall]:
             time_s = float(item.get("time", 0.0))
         except (TypeError, ValueError):
             raise ConfigError(f"{path}: entry {i}: 'time' must be seconds, got {item.get('time')!r}") from None
-        if not isinstance(request, dict) or not time_s >= 0:
-            raise ConfigError(f"{path}: entry {i}: need time >= 0 and 'request' as a mapping of fields")
+        if not isinstance(request, dict) or not 0 <= time_s < math.inf:
+            raise ConfigError(f"{path}: entry {i}: need a finite time >= 0 and 'request' as a mapping of fields")
         calls.append(ServiceCall(time_s, str(item["service"]), dict(request)))
     return calls
 
@@ -149,8 +158,8 @@ class ReplayContext(NodeContext):
         return _ReplayPublisher(self.runtime, self, msgtype, self.resolve(topic), qos)
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> None:
-        if not period_s > 0:
-            raise ConfigError(f"node {self.name}: timer period must be > 0, got {period_s}")
+        if not (MIN_TIMER_PERIOD_S <= period_s < math.inf):
+            raise ConfigError(f"node {self.name}: timer period must be at least {MIN_TIMER_PERIOD_S} s and finite, got {period_s}")
         self.runtime._add_timer(int(round(period_s * 1e9)), self.guard(f"timer {period_s}s", callback))
 
     def create_service(self, srvtype: str, name: str, callback: ServiceCallback) -> None:
@@ -182,15 +191,19 @@ class ReplayRuntime:
         overwrite: bool = False,
         progress: bool = False,
         factory: MessageFactory | None = None,
+        max_gap_s: float = MAX_GAP_S,
     ) -> None:
         self.input_bag = Path(input_bag)
         self.output_bag = Path(output_bag) if output_bag is not None else None
         self.param_files = [Path(p) for p in param_files]
         self.overrides = {k: dict(v) for k, v in (overrides or {}).items()}
         self.service_calls = list(service_calls)
-        if rate is not None and not rate > 0:
-            raise ConfigError(f"rate must be > 0, got {rate}")
+        if rate is not None and not (MIN_RATE <= rate <= MAX_RATE):
+            raise ConfigError(f"rate must be between {MIN_RATE} and {MAX_RATE} (x real time), got {rate}")
+        if not (math.isfinite(max_gap_s) and max_gap_s > 0):
+            raise ConfigError(f"max_gap_s must be a positive number of seconds, got {max_gap_s}")
         self.rate = rate
+        self.max_gap_ns = int(max_gap_s * 1e9)
         self.overwrite = overwrite
         self.progress = progress
         self.factory = factory or MessageFactory()
@@ -204,6 +217,7 @@ class ReplayRuntime:
         self._seq = itertools.count()
         self._writer: BagWriter | None = None
         self._end_ns: int | None = None  # set while run() is in progress
+        self._rate_offset_ns = 0  # simulated time skipped by clock jumps (not slept through at --rate)
         #: Publications made before run() (e.g. latched data in a constructor), sent at the start.
         self._early: list[tuple[_ReplayPublisher, Any]] = []
         self.report = ReplayReport()
@@ -277,8 +291,8 @@ class ReplayRuntime:
     # -- the loop ----------------------------------------------------------------------------
     def run(self, duration_s: float | None = None) -> ReplayReport:
         """Replay the whole bag (or its first ``duration_s`` seconds) and return the report."""
-        if duration_s is not None and not duration_s >= 0:
-            raise ConfigError(f"duration must be >= 0 s, got {duration_s}")
+        if duration_s is not None and not 0 <= duration_s < math.inf:
+            raise ConfigError(f"duration must be a finite number of seconds >= 0, got {duration_s}")
         if self._end_ns is not None or self.report.wall_s:
             raise RuntimeError("a ReplayRuntime runs once; make a new one")
         self._check_output_path()
@@ -346,7 +360,8 @@ class ReplayRuntime:
         def fire() -> None:
             self.report.timer_calls += 1
             callback()
-            self._schedule_timer(t_ns + period_ns, period_ns, callback, end)
+            # from when it fired: after a clock jump that is later than it was scheduled for
+            self._schedule_timer(max(t_ns, self.now_ns) + period_ns, period_ns, callback, end)
 
         self._push(t_ns, _TIMER, fire)
 
@@ -354,9 +369,27 @@ class ReplayRuntime:
         if t_ns > self.now_ns:
             self.now_ns = t_ns
         if self.rate is not None:
-            lag = (self.now_ns - start) * 1e-9 / self.rate - (time.perf_counter() - wall0)
+            lag = (self.now_ns - start - self._rate_offset_ns) * 1e-9 / self.rate - (time.perf_counter() - wall0)
             if lag > 0:
                 time.sleep(lag)
+
+    def _jump(self, target_ns: int, wall0: float, start: int) -> None:
+        """The bag has nothing for more than ``max_gap_s`` before ``target_ns`` (a message logged
+        at time 0 or in 2100, a recording paused for hours): events go on for ``max_gap_s`` after
+        the last message, then the clock jumps.  Timers due in the gap fire once at the target,
+        as a paused process sees them on waking, rather than once per period through the gap;
+        the jump is logged and counted in the report."""
+        last = self.now_ns
+        cut = last + self.max_gap_ns
+        self._run_events_until(cut, wall0, start)
+        moved = [(target_ns if prio == _TIMER and t < target_ns else t, prio, seq, action)
+                 for t, prio, seq, action in self._events]
+        heapq.heapify(moved)
+        self._events = moved
+        self.report.clock_jumps.append((cut, target_ns))
+        log.warning("no message for %.1f s (%.3f s to %.3f s): the clock jumps; timers skip the gap", (target_ns - last) * 1e-9,
+                    last * 1e-9, target_ns * 1e-9)
+        self._rate_offset_ns += target_ns - cut  # paced replay does not sleep through the gap either
 
     def _run_events_until(self, t_ns: int, wall0: float, start: int) -> None:
         while self._events and self._events[0][0] <= t_ns:
@@ -370,6 +403,8 @@ class ReplayRuntime:
         bar = tqdm(total=max(end - start, 0) // 1_000_000, unit="ms", disable=not self.progress, desc="replay")
         try:
             for raw in reader.raw_messages(stop_ns=None if duration_s is None else end + 1):
+                if raw.log_ns - self.now_ns > self.max_gap_ns:  # a message years away: no walk through it
+                    self._jump(raw.log_ns, wall0, start)
                 # Events strictly before this message's time come first; equal times go after it.
                 self._run_events_until(raw.log_ns - 1, wall0, start)
                 self._advance(raw.log_ns, wall0, start)

@@ -512,7 +512,8 @@ def _walkthrough(seed: int, width: int, height: int, num_cameras: int) -> SceneS
 
 
 _BUILDERS = {"tabletop": _tabletop, "push": _push, "drop": _drop, "walkthrough": _walkthrough}
-_MAX_CAMERAS = {"tabletop": 3, "push": 3, "drop": 3, "walkthrough": 2}
+#: cameras each scene has (3 static table cameras, 2 rig cameras on the walkthrough rig)
+MAX_CAMERAS = {"tabletop": 3, "push": 3, "drop": 3, "walkthrough": 2}
 
 
 def build_scene(name: str, *, seed: int = 0, width: int = 320, height: int = 240, num_cameras: int = 3) -> SceneSpec:
@@ -527,5 +528,5 @@ def build_scene(name: str, *, seed: int = 0, width: int = 320, height: int = 240
         raise ConfigError(f"num_cameras must be a non-negative integer, got {num_cameras!r}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    num_cameras = min(int(num_cameras), _MAX_CAMERAS[name])
+    num_cameras = min(int(num_cameras), MAX_CAMERAS[name])
     return _BUILDERS[name](int(seed), int(width), int(height), num_cameras)

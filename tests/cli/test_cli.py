@@ -28,15 +28,28 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["replay", "BAG", "--node", "image_stats", "--set", "image_stats.heartbeat_period_s=-1"], "heartbeat_period_s"),
         (["replay", "BAG", "--node", "mapper", "--set", "image_stats.heartbeat_period_s=2"], "does not run"),
         (["replay", "BAG"], "no RGB-D"),  # no --node: chosen from the topics, and this bag has no sensors
+        # no hang, no quiet clamp, no empty look-alike output
+        (["replay", "BAG", "--node", "image_stats", "--set", "image_stats.heartbeat_period_s=1e-9"], "heartbeat_period_s"),
+        (["replay", "BAG", "--node", "image_stats", "--rate", "1e-9"], "rate"),
+        (["replay", "BAG", "--node", "image_stats", "--duration", "inf"], "duration"),
+        (["bag", "from-mujoco", "tabletop", "OUT", "--cameras", "99"], "cameras"),
+        (["bag", "from-mujoco", "walkthrough", "OUT", "--cameras", "3"], "cameras"),
+        (["bag", "from-mujoco", "push", "OUT", "--duration", "inf"], "duration"),
+        (["bag", "from-rgbd", "KITCHEN", "OUT", "--max-frames", "-1"], "max_frames"),
+        (["bag", "from-rgbd", "KITCHEN", "OUT", "--first-frame", "100000"], "past the folder's last frame"),
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Path) -> None:
     bag = tmp_path / "in.mcap"
     with BagWriter(bag) as writer:
         writer.write("/chatter", "std_msgs/msg/String", writer.factory("std_msgs/msg/String", data="hi"), 10**18)
-    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a == "OUT" else a for a in args]
+    kitchen = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "7scenes_kitchen"
+    if "KITCHEN" in args and not kitchen.is_dir():
+        pytest.skip(f"{kitchen} not found")
+    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a == "OUT" else str(kitchen) if a == "KITCHEN" else a for a in args]
     proc = run(*args)
     assert proc.returncode == 2, proc.stderr
+    assert not (tmp_path / "OUT").exists()  # nothing written that could pass for a result
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and needle in proc.stderr
 

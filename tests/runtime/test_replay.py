@@ -368,3 +368,51 @@ def test_damaged_bag_is_a_dataset_error_or_counted_skips(bag_in: Path, tmp_path:
             outcomes.add("skips" if damaged_msgs else "undamaged payload")
     data_file.write_bytes(original)
     assert outcomes & {"DatasetError", "skips"}, outcomes  # damage is detected, not swallowed
+
+
+@pytest.mark.parametrize("outlier_ns", [0, T0 + 100 * 365 * 86400 * 10**9])  # logged at time 0, or a century later
+def test_a_message_decades_away_is_a_clock_jump_not_a_walk(tmp_path: Path, outlier_ns: int) -> None:
+    """A message far from the rest (a /tf_static logged at 0, a clock set to 2100) used to have
+    replay fire a 0.25 s timer through every period in between: billions of calls, never
+    ending.  Timers go on for max_gap_s after the last message, then the clock jumps (counted in
+    the report); the messages are all delivered."""
+    path = write_input(tmp_path / "in.mcap")
+    odd = tmp_path / "odd.mcap"
+    with BagReader(path) as reader, BagWriter(odd) as writer:
+        for raw, _ in reader.messages():
+            writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+        writer.write("/a", "std_msgs/msg/String", string("stray"), outlier_ns)
+    rt = ReplayRuntime(odd, None, max_gap_s=2.0)
+    rec = rt.add_node(Recorder)
+    t = time.perf_counter()
+    report = rt.run()
+    assert time.perf_counter() - t < 30.0  # finite (it would take years)
+    assert len(report.clock_jumps) == 1 and report.timer_calls < 40
+    assert [d for _, d, _ in rec.seen].count("stray") == 1 and report.delivered["/a"] == 11
+    cut, target = report.clock_jumps[0]
+    assert target - cut > 10**9 and cut - (T0 if outlier_ns else 0) <= 3 * 10**9
+    # timers: every 250 ms while there are messages, then one tick at the far message, none in the gap
+    gap_ticks = [k for k in rec.ticks if cut < k < target]
+    assert not gap_ticks
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(rate=1e-6), "rate"), (dict(rate=float("inf")), "rate"),
+                                           (dict(max_gap_s=0.0), "max_gap_s"), (dict(max_gap_s=float("nan")), "max_gap_s")])
+def test_rates_and_gaps_have_sane_bounds(bag_in: Path, kwargs, match) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ReplayRuntime(bag_in, None, **kwargs)
+
+
+def test_a_timer_faster_than_1khz_and_infinite_times_are_refused(bag_in: Path, tmp_path: Path) -> None:
+    rt = ReplayRuntime(bag_in, None, overrides={"recorder": {"period_s": 1e-9}})
+    with pytest.raises(ConfigError, match="timer period"):
+        rt.add_node(Recorder)
+    with pytest.raises(ConfigError, match="duration"):
+        ReplayRuntime(bag_in, None).run(float("inf"))
+    calls = tmp_path / "calls.yaml"
+    calls.write_text("- {time: .inf, service: /recorder/get}\n")
+    with pytest.raises(ConfigError, match="finite time"):
+        load_service_calls(calls)
+    calls.write_bytes(b"- {time: 1, service: /recorder/get, request: {x: \xff\xfe}}\n")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_service_calls(calls)
