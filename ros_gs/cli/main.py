@@ -252,8 +252,10 @@ def render(
     from ros_gs.sensors.poses import xyz_quat_to_matrix
 
     width, height = size
-    if width <= 0 or height <= 0 or width * height > 8192 * 8192:
+    if not (0 < width <= 8192 and 0 < height <= 8192):
         raise InputError(f"--size must be positive and at most 8192x8192, got {width}x{height}")
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise InputError(f"{out}: unknown image type {out.suffix!r} (use .png, .jpg, ...)")
     if intrinsics is None:
         f = 0.5 * width / np.tan(np.radians(30.0))
         intrinsics = (f, f, (width - 1) / 2.0, (height - 1) / 2.0)

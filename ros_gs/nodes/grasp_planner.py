@@ -97,6 +97,11 @@ class GraspPlannerNode:
         if self.latest is None:
             response.message = "no complete camera set received yet"
             return response
+        max_grasps = request.max_grasps
+        if isinstance(max_grasps, bool) or not isinstance(max_grasps, (int, np.integer)) or max_grasps < 0:
+            response.message = f"max_grasps must be a whole number >= 0 (0: the planner's max_grasps), got {max_grasps!r}"
+            self.ctx.count_skip("grasp_planner", InputError(response.message))
+            return response
         try:
             scene, stamp = self._scene()
             if not scene.objects:
@@ -108,7 +113,7 @@ class GraspPlannerNode:
             self.ctx.count_skip("grasp_planner", exc)
             response.message = str(exc)
             return response
-        grasps = result.grasps[: request.max_grasps or None]
+        grasps = result.grasps[: int(max_grasps) or None]
         make = self.ctx.make
         frame = p.world_frame or self.latest[0].header.frame_id
         array = make("geometry_msgs/msg/PoseArray", header=make_header(make, stamp, frame),

@@ -42,6 +42,11 @@ from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
 
 
+
+#: render_view's largest image side (pixels): a 4096x4096 view is 200 MB of rendering buffers on
+#: the CPU; 100000x100000 would be 100 GB
+MAX_RENDER_SIDE = 4096
+
 class MapperNodeParams(NodeParams):
     rgb_topic: str = Field("/camera/color/image_raw", description="sensor_msgs/Image colour")
     depth_topic: str = Field("/camera/depth/image_raw", description="sensor_msgs/Image depth (16UC1 mm or 32FC1 m)")
@@ -321,8 +326,13 @@ class MapperNode:
         self.cloud.publish(array_to_pointcloud2(self.ctx.make, gaussian_cloud(gmap), self.ctx.now_ns(), self.params.map_frame))
 
     def on_save_map(self, request, response):
+        path = request.path
+        if not isinstance(path, str) or not path.strip() or "\x00" in path:
+            response.ok, response.message = False, f"save_map needs a folder path (not empty, no NUL byte), got {path!r}"
+            self.ctx.count_skip("save_map", InputError(response.message))
+            return response
         try:
-            self.mapper.save(request.path)
+            self.mapper.save(path)
         except (OSError, InputError) as err:
             response.ok, response.message = False, f"cannot save to {request.path!r}: {err}"
             return response
@@ -334,6 +344,8 @@ class MapperNode:
         try:
             cam = camera_from_info(request.camera_info)
             T = pose_msg_to_matrix(request.pose)
+            if cam.width > MAX_RENDER_SIDE or cam.height > MAX_RENDER_SIDE:  # checked before allocating
+                raise InputError(f"render_view at most {MAX_RENDER_SIDE}x{MAX_RENDER_SIDE}, asked {cam.width}x{cam.height}")
         except InputError as err:
             response.ok, response.message = False, str(err)
             return response

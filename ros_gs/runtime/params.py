@@ -65,9 +65,11 @@ def read_param_file(path: Path | str) -> dict[str, dict[str, Any]]:
     """Read a ROS 2 parameter YAML into ``{node_key: {flat_name: value}}``."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot read parameter file {path}: {err}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"parameter file {path} is not UTF-8 text: {err}") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"parameter file {path} is not valid YAML: {err}") from err
     if data is None:

@@ -34,6 +34,11 @@ from ros_gs.sensors.stamps import Make, make_header
 DISTORTION_MODELS = {"plumb_bob": 5, "rational_polynomial": 8, "equidistant": 4}
 
 
+
+#: focal lengths a real camera can have, in pixels (a 1 px focal length is a 90-degree field of
+#: view over 2 pixels; 1e-30 made the mapper's voxel sizes underflow)
+MIN_FOCAL_PX, MAX_FOCAL_PX = 1.0, 1e7
+
 @dataclass(eq=False)  # fields are arrays: compare them explicitly
 class PinholeCamera:
     """Intrinsics of one delivered image (see module docstring)."""
@@ -55,8 +60,9 @@ class PinholeCamera:
         self.K = float_array(self.K, (3, 3), "camera K")
         if not np.any(self.K):
             raise SensorDataError("camera K is all zeros (camera not calibrated)")
-        if not (self.K[0, 0] > 0 and self.K[1, 1] > 0):
-            raise SensorDataError(f"camera K needs fx, fy > 0, got fx={self.K[0, 0]}, fy={self.K[1, 1]}")
+        if not (MIN_FOCAL_PX <= self.K[0, 0] <= MAX_FOCAL_PX and MIN_FOCAL_PX <= self.K[1, 1] <= MAX_FOCAL_PX):
+            raise SensorDataError(f"camera K needs fx, fy in [{MIN_FOCAL_PX}, {MAX_FOCAL_PX:.0e}] pixels, "
+                                  f"got fx={self.K[0, 0]}, fy={self.K[1, 1]}")
         self.D = float_array(self.D, (np.size(self.D),), "camera D")
         if self.P is None or not np.any(np.asarray(self.P, dtype=float)):
             self.P = np.hstack([self.K, np.zeros((3, 1))])

@@ -37,6 +37,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["bag", "from-mujoco", "push", "OUT", "--duration", "inf"], "duration"),
         (["bag", "from-rgbd", "KITCHEN", "OUT", "--max-frames", "-1"], "max_frames"),
         (["bag", "from-rgbd", "KITCHEN", "OUT", "--first-frame", "100000"], "past the folder's last frame"),
+        (["render", "BAG", "OUT.notanimage"], "unknown image type"),
+        (["render", "BAG", "OUT.png", "--size", "1", "67000000"], "8192x8192"),
     ],
 )
 def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Path) -> None:
@@ -46,10 +48,10 @@ def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Pat
     kitchen = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "7scenes_kitchen"
     if "KITCHEN" in args and not kitchen.is_dir():
         pytest.skip(f"{kitchen} not found")
-    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a == "OUT" else str(kitchen) if a == "KITCHEN" else a for a in args]
+    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a.startswith("OUT") else str(kitchen) if a == "KITCHEN" else a for a in args]
     proc = run(*args)
     assert proc.returncode == 2, proc.stderr
-    assert not (tmp_path / "OUT").exists()  # nothing written that could pass for a result
+    assert not list(tmp_path.glob("OUT*"))  # nothing written that could pass for a result
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error:") and needle in proc.stderr
 

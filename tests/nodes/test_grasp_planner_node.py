@@ -34,7 +34,9 @@ def test_grasp_service_on_a_replayed_tabletop(tabletop_bag: Path, tmp_path: Path
     calls = [ServiceCall(0.1, "/grasp_planner/query_grasps", {"query": "the banana", "max_grasps": 3}),
              ServiceCall(0.11, "/grasp_planner/query_grasps", {"query": "pick up the ball", "max_grasps": 0}),
              ServiceCall(0.12, "/grasp_planner/query_grasps", {"query": "   ", "max_grasps": 0}),
-             ServiceCall(0.13, "/grasp_planner/query_grasps", {"query": "weather forecast for tomorrow", "max_grasps": 0})]
+             ServiceCall(0.13, "/grasp_planner/query_grasps", {"query": "weather forecast for tomorrow", "max_grasps": 0}),
+             ServiceCall(0.14, "/grasp_planner/query_grasps", {"query": "the banana", "max_grasps": -1}),
+             ServiceCall(0.15, "/grasp_planner/query_grasps", {"query": "the banana", "max_grasps": "abc"})]
     out = tmp_path / "grasps.mcap"
     # MuJoCo's perfect instance masks and labels (an upstream detector's, as if perfect)
     rt = ReplayRuntime(tabletop_bag, out, service_calls=calls,
@@ -42,13 +44,15 @@ def test_grasp_service_on_a_replayed_tabletop(tabletop_bag: Path, tmp_path: Path
     node = rt.add_node(GraspPlannerNode)
     report = rt.run()
     assert not report.errors, report.errors
-    banana, ball, empty, nothing = (c.response for c in report.services)
+    banana, ball, empty, nothing, negative, word = (c.response for c in report.services)
+    for bad in (negative, word):  # refused with the reason, no grasps, no traceback
+        assert not bad.ok and "max_grasps" in bad.message and len(bad.grasps.poses) == 0
     assert banana.ok and banana.label == "yellow banana-like capsule" and len(banana.grasps.poses) == 3
     assert ball.ok and ball.label == "green ball" and 3 <= len(ball.grasps.poses) <= 10
     assert list(banana.scores) == sorted(banana.scores, reverse=True)
     assert not empty.ok and "empty" in empty.message
     assert not nothing.ok and "no object matches" in nothing.message
-    assert node.queries == 4
+    assert node.queries == 6
     with BagReader(out) as reader:
         published = [m for _, m in reader.messages(["/grasp_planner/grasps"])]
     assert [len(m.poses) for m in published] == [3, len(ball.grasps.poses), 0]  # an answer with none clears the display

@@ -46,7 +46,10 @@ def test_mapper_node_replay(kitchen_bag: Path, tmp_path: Path) -> None:
         "pose": {"position": dict(zip("xyz", map(float, xyz))), "orientation": dict(zip("xyzw", map(float, quat)))},
         "camera_info": {"width": 160, "height": 120, "k": [146.25, 0, 79.5, 0, 146.25, 59.5, 0, 0, 1]},
     }
-    calls = [ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)}), ServiceCall(0.95, "/mapper/render_view", view)]
+    huge = {**view, "camera_info": {"width": 100000, "height": 100000, "k": [1e5, 0, 5e4, 0, 1e5, 5e4, 0, 0, 1]}}
+    calls = [ServiceCall(0.9, "/mapper/save_map", {"path": str(saved_dir)}), ServiceCall(0.95, "/mapper/render_view", view),
+             ServiceCall(0.91, "/mapper/save_map", {"path": ""}), ServiceCall(0.92, "/mapper/save_map", {"path": "a\x00b"}),
+             ServiceCall(0.93, "/mapper/render_view", huge)]
     rt = ReplayRuntime(kitchen_bag, out, service_calls=calls, overrides={"mapper": {"map_cloud_period_s": 0.5, **UNREGISTERED}})
     node = rt.add_node(MapperNode)
     report = rt.run()
@@ -66,7 +69,9 @@ def test_mapper_node_replay(kitchen_bag: Path, tmp_path: Path) -> None:
     q = np.stack([cloud[f"rot_{c}"] for c in "wxyz"], axis=1)
     assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-5) and (cloud["scale_x"] > 0).all()
     assert 0 < np.median(cloud["scale_x"]) < 0.05  # centimetre Gaussians in a kitchen
-    saved, rendered = report.services
+    saved, empty, nul, too_big, rendered = sorted(report.services, key=lambda r: r.stamp_ns)  # 0.9, 0.91, 0.92, 0.93, 0.95 s
+    for bad, needle in ((empty, "folder path"), (nul, "NUL"), (too_big, "at most")):  # refused with the reason, nothing allocated
+        assert not bad.response.ok and needle in bad.response.message, bad.response.message
     assert saved.response.ok and read_ply(saved_dir / "map.ply").num_gaussians == saved.response.num_gaussians > 1000
     image = rendered.response.image
     assert rendered.response.ok and (image.width, image.height, image.encoding) == (160, 120, "rgb8")

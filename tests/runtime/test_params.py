@@ -63,6 +63,9 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     (tmp_path / "x.yaml").write_text("a: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         read_param_file(tmp_path / "x.yaml")
+    (tmp_path / "latin1.yaml").write_bytes("node:\n  ros__parameters:\n    name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_param_file(tmp_path / "latin1.yaml")
 
 
 def test_describe_lists_flat_names_bounds_and_docs() -> None:

@@ -208,7 +208,8 @@ def test_points_shape_rejected():
         (dict(roi=(600, 0, 100, 100)), "roi"),
         (dict(roi=(0, 0, 100, 0)), "roi"),
         (dict(binning=(1000, 1)), "binning"),
-        (dict(k=[-500, 0, 320, 0, 400, 240, 0, 0, 1]), "fx, fy > 0"),
+        (dict(k=[-500, 0, 320, 0, 400, 240, 0, 0, 1]), "fx, fy in"),
+        (dict(k=[1e-30, 0, 320, 0, 1e-30, 240, 0, 0, 1]), "fx, fy in"),  # made the mapper's voxel sizes underflow
     ],
 )
 def test_camera_from_info_rejects(kwargs, words):
