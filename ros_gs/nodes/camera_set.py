@@ -10,6 +10,8 @@ camera without a TF tree).
 
 from __future__ import annotations
 
+from collections import Counter
+
 from typing import Any, Callable
 
 from ros_gs.errors import SensorDataError
@@ -58,6 +60,7 @@ class CameraSetInput:
                                     lambda m, k=k: self.roi.__setitem__(k, m), LATCHED_QOS)
         self.sync = ApproximateTimeSync(max(1, len(inputs)), int(sync_slop_s * 1e9), queue_size=10)
         self._on_set = on_set
+        self._ctx, self._topics = ctx, [topic for _, topic in inputs]
         for i, (msgtype, topic) in enumerate(inputs):
             ctx.create_subscription(msgtype, topic, lambda m, i=i: self._on_message(i, m), SENSOR_QOS)
 
@@ -70,6 +73,7 @@ class CameraSetInput:
             # has passed where the old one ended
             if stamp > self._new_max + self.jump_back_ns:
                 self.old_timeline_drops += 1
+                self._ctx.count_skip(self._topics[index], "dropped: from before the clock jumped back")
                 return
             self._new_max = max(self._new_max, stamp)
             if self._new_max >= self._fence:
@@ -80,7 +84,14 @@ class CameraSetInput:
             self.sync.reset()
             self.time_jumps += 1
             self._fence, self._new_max = newest, stamp
-        for msgs in self.sync.add(index, stamp, msg):
+        before, reasons = list(self.sync.dropped), Counter(self.sync.drop_reasons)
+        sets = self.sync.add(index, stamp, msg)
+        # what the time sync drops (stale, duplicate, superseded, overflow) is counted under its topic
+        why = ", ".join(sorted(self.sync.drop_reasons - reasons))
+        for i, (b, a) in enumerate(zip(before, self.sync.dropped)):
+            for _ in range(a - b):
+                self._ctx.count_skip(self._topics[i], f"dropped by the time sync ({why})")
+        for msgs in sets:
             self._on_set(msgs)
 
     def _camera(self, msgs, k: int, world_frame: str):

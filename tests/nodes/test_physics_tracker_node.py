@@ -81,13 +81,43 @@ def test_gaps_and_time_going_back_rebuild_the_objects(push_bag: Path, tmp_path: 
     report = rt.run()
     assert not report.errors, report.errors
     assert node.restarts == 2 and node.ids == [1, 2] and node.cameras.time_jumps == 1
-    rebuilt = sum(n for (name, _, kind), n in report.skipped.items() if name == "physics_tracker")
+    rebuilt = sum(n for (name, where, kind), n in report.skipped.items() if name == where == "physics_tracker")
     assert rebuilt == 2
+    # nothing lost without a count: every image the time sync or the jump dropped is a skip under its topic
+    dropped = sum(n for (name, where, kind), n in report.skipped.items() if where.startswith("/cameras/"))
+    assert dropped == node.cameras.sync.dropped_total + node.cameras.old_timeline_drops
     with BagReader(tmp_path / "out.mcap") as reader:
         arrays = [m for _, m in reader.messages(["/physics_tracker/objects"])]
     stamps = [header_stamp_ns(m) for m in arrays]
     assert len(arrays) == node.frames >= 25  # every set published: before the hole, after it, after the jump
     assert sum(b < a for a, b in zip(stamps, stamps[1:])) == 1  # the jump back shows once in the output
+
+
+def test_images_stamped_back_in_time_are_counted_not_lost(push_bag: Path, tmp_path: Path) -> None:
+    """Camera stamps that go back 0.5 s for a stretch (less than a clock jump): the time sync
+    drops them as stale, and every one is a counted skip under its topic in the report."""
+    from ros_gs.bags.writer import BagWriter
+    from ros_gs.sensors.stamps import header_stamp_ns, ns_to_stamp
+
+    bag = tmp_path / "back.mcap"
+    with BagReader(push_bag) as reader, BagWriter(bag) as writer:
+        start = reader.start_ns
+        for raw, msg in reader.messages():
+            t = (raw.log_ns - start) * 1e-9
+            if raw.topic.startswith("/cameras/") and 1.0 < t < 1.3 and hasattr(msg, "header"):
+                msg.header.stamp = ns_to_stamp(writer.factory, header_stamp_ns(msg) - 500_000_000)
+                writer.write(raw.topic, raw.msgtype, msg, raw.log_ns)
+                continue
+            writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    rt = ReplayRuntime(bag, None, overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z, "use_segmentation": True,
+                                                               "world.device": "cpu", "forces.backend": "cpu"}})
+    node = rt.add_node(PhysicsTrackerNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    dropped = {where: n for (name, where, kind), n in report.skipped.items() if where.startswith("/cameras/")}
+    assert sum(dropped.values()) == node.cameras.sync.dropped_total > 0
+    assert all(t in dropped for t in ("/cameras/front/depth/image_raw", "/cameras/left/segmentation"))
+    assert node.frames + sum(dropped.values()) // 9 >= 60  # the sets not tracked are the ones counted
 
 
 def test_physics_tracker_without_masks_follows_the_push(push_bag: Path, tmp_path: Path) -> None:
