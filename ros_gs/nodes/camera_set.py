@@ -10,8 +10,6 @@ camera without a TF tree).
 
 from __future__ import annotations
 
-from collections import Counter
-
 from typing import Any, Callable
 
 from ros_gs.errors import SensorDataError
@@ -58,9 +56,11 @@ class CameraSetInput:
         for k, cam in enumerate(cameras):
             ctx.create_subscription("sensor_msgs/msg/Image", f"{cam.rstrip('/')}/workspace_mask",
                                     lambda m, k=k: self.roi.__setitem__(k, m), LATCHED_QOS)
-        self.sync = ApproximateTimeSync(max(1, len(inputs)), int(sync_slop_s * 1e9), queue_size=10)
-        self._on_set = on_set
         self._ctx, self._topics = ctx, [topic for _, topic in inputs]
+        # every image the sync drops (stale, duplicate, superseded, overflow) is counted under its topic
+        self.sync = ApproximateTimeSync(max(1, len(inputs)), int(sync_slop_s * 1e9), queue_size=10,
+                                        on_drop=lambda i, why: ctx.count_skip(self._topics[i], f"dropped by the time sync: {why}"))
+        self._on_set = on_set
         for i, (msgtype, topic) in enumerate(inputs):
             ctx.create_subscription(msgtype, topic, lambda m, i=i: self._on_message(i, m), SENSOR_QOS)
 
@@ -84,14 +84,7 @@ class CameraSetInput:
             self.sync.reset()
             self.time_jumps += 1
             self._fence, self._new_max = newest, stamp
-        before, reasons = list(self.sync.dropped), Counter(self.sync.drop_reasons)
-        sets = self.sync.add(index, stamp, msg)
-        # what the time sync drops (stale, duplicate, superseded, overflow) is counted under its topic
-        why = ", ".join(sorted(self.sync.drop_reasons - reasons))
-        for i, (b, a) in enumerate(zip(before, self.sync.dropped)):
-            for _ in range(a - b):
-                self._ctx.count_skip(self._topics[i], f"dropped by the time sync ({why})")
-        for msgs in sets:
+        for msgs in self.sync.add(index, stamp, msg):
             self._on_set(msgs)
 
     def _camera(self, msgs, k: int, world_frame: str):

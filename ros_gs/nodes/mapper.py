@@ -107,7 +107,9 @@ class MapperNode:
         self.points = {"scans": 0, "gaussians": 0}
         if p.points_topic:
             ctx.create_subscription("sensor_msgs/msg/PointCloud2", p.points_topic, self.on_points, SENSOR_QOS)
-        self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10)
+        topics = [topic for _, topic in inputs]  # every frame the sync drops is counted under its topic
+        self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10,
+                                        on_drop=lambda i, why: ctx.count_skip(topics[i], f"dropped by the time sync: {why}"))
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.cloud = ctx.create_publisher("sensor_msgs/msg/PointCloud2", p.map_cloud_topic)

@@ -26,7 +26,7 @@ import bisect
 import itertools
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from ros_gs.errors import ConfigError, SensorDataError
 from ros_gs.sensors._util import as_int
@@ -35,7 +35,8 @@ from ros_gs.sensors._util import as_int
 class ApproximateTimeSync:
     """Match messages of ``num_streams`` streams whose stamps differ by at most ``slop_ns``."""
 
-    def __init__(self, num_streams: int, slop_ns: int, queue_size: int = 10) -> None:
+    def __init__(self, num_streams: int, slop_ns: int, queue_size: int = 10,
+                 on_drop: Callable[[int, str], None] | None = None) -> None:
         checks = (("num_streams", num_streams, 1), ("slop_ns", slop_ns, 0), ("queue_size", queue_size, 1))
         for name, value, minimum in checks:
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -49,6 +50,8 @@ class ApproximateTimeSync:
         #: Messages dropped per stream, and counts per reason (see module docstring).
         self.dropped: list[int] = [0] * num_streams
         self.drop_reasons: Counter[str] = Counter()
+        #: Called with (stream, reason) for every message dropped (a node counts it as a skip).
+        self.on_drop = on_drop
         #: Number of matched sets emitted so far.
         self.emitted = 0
         self._lock = threading.Lock()  # streams may be fed from several executor threads
@@ -78,6 +81,9 @@ class ApproximateTimeSync:
     def _drop(self, stream: int, reason: str, count: int = 1) -> None:
         self.dropped[stream] += count
         self.drop_reasons[reason] += count
+        if self.on_drop is not None:
+            for _ in range(count):
+                self.on_drop(stream, reason)
 
     def add(self, stream_index: int, stamp_ns: int, msg: Any) -> list[tuple[Any, ...]]:
         """Queue ``msg``; return the matched sets (tuples in stream order) this completes: [] or [set]."""

@@ -71,6 +71,19 @@ def test_queue_overflow_drops_oldest():
     assert sync.add(RGB, 5, "too old") == []  # overflowing queue sheds the new, oldest message
 
 
+def test_every_drop_is_reported_to_the_node():
+    """on_drop hears each dropped message with its stream and reason (nodes count them as skips
+    under the stream's topic: nothing is lost silently)."""
+    heard = []
+    sync = ApproximateTimeSync(2, slop_ns=1, queue_size=3, on_drop=lambda i, why: heard.append((i, why)))
+    for t in (10, 20, 30, 40, 50):
+        sync.add(RGB, t, f"rgb{t}")
+    sync.add(DEPTH, 30, "depth30")
+    sync.add(DEPTH, 20, "late")
+    assert sorted(heard) == sorted([(RGB, "overflow")] * 2 + [(DEPTH, "stale")] + [(RGB, "superseded")] * (sync.dropped[RGB] - 2))
+    assert len(heard) == sync.dropped_total
+
+
 def test_duplicate_stamp_replaces():
     sync = ApproximateTimeSync(2, slop_ns=0)
     sync.add(RGB, 10, "first")
