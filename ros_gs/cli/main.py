@@ -346,8 +346,6 @@ def grasp(
     from ros_gs.bags.reader import BagReader
     from ros_gs.grasping import Grasp
     from ros_gs.grasping.draw import draw_grasps
-    from ros_gs.nodes.grasp_planner import GraspPlannerNode
-    from ros_gs.runtime.replay import ReplayRuntime, ServiceCall
     from ros_gs.sensors.camera import camera_from_info
     from ros_gs.sensors.image import image_to_numpy
     from ros_gs.sensors.poses import pose_msg_to_matrix
