@@ -217,8 +217,9 @@ def replay(
         f"{report.timer_calls} timer calls, {len(report.services)} service calls"
     )
     if service_log is not None:
-        service_log.write_text(yaml.safe_dump(log_of(report), sort_keys=False))
-        typer.echo(f"  service calls and responses: {service_log}")
+        payloads = service_log.with_name(service_log.stem + "_payloads")  # images and clouds as .npy, not YAML
+        service_log.write_text(yaml.safe_dump(log_of(report, payloads), sort_keys=False))
+        typer.echo(f"  service calls and responses: {service_log}" + (f" (large arrays in {payloads}/)" if payloads.is_dir() else ""))
     for topic, n in sorted(report.published.items()):
         typer.echo(f"  published {topic}: {n}")
     for key, n in sorted(report.skipped.items()):

@@ -15,9 +15,9 @@ then service calls; ties broken by creation order), so a replay is deterministic
 from __future__ import annotations
 
 import heapq
-import math
 import itertools
 import logging
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from tqdm import tqdm
 
@@ -87,14 +88,30 @@ class ReplayReport:
         return (self.end_ns - self.start_ns) * 1e-9
 
 
-def service_log(report: ReplayReport) -> list[dict[str, Any]]:
-    """The report's service calls as plain data (for YAML/JSON), in call order."""
+def _npy_spiller(folder: Path) -> Callable[[np.ndarray], dict[str, Any]]:
+    """Saves each array it is given as the next ``array_NNNN.npy`` in ``folder`` (made on first use)."""
+    count = itertools.count()
+
+    def spill(arr: np.ndarray) -> dict[str, Any]:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"array_{next(count):04d}.npy"
+        np.save(path, arr)
+        return {"npy": str(path), "shape": list(arr.shape), "dtype": str(arr.dtype)}
+
+    return spill
+
+
+def service_log(report: ReplayReport, payload_dir: Path | str | None = None) -> list[dict[str, Any]]:
+    """The report's service calls as plain data (for YAML/JSON), in call order.  With
+    ``payload_dir``, arrays of more than 1024 elements (images, clouds) are saved there as
+    ``.npy`` files (created on first use) and the log holds ``{npy: <path>, shape, dtype}``."""
+    spill = None if payload_dir is None else _npy_spiller(Path(payload_dir))
     return [
         {
             "service": r.service,
             "stamp_ns": r.stamp_ns,
-            "request": message_to_dict(r.request),
-            "response": message_to_dict(r.response),
+            "request": message_to_dict(r.request, spill),
+            "response": message_to_dict(r.response, spill),
             "error": r.error,
         }
         for r in report.services

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -168,20 +168,23 @@ class MessageFactory:
         return self.store.deserialize_cdr(raw, typename)
 
 
-def message_to_dict(msg: Any) -> Any:
-    """A message (rosbags or rclpy) as plain Python data: dicts, lists, numbers, strings."""
+def message_to_dict(msg: Any, spill: Callable[[np.ndarray], Any] | None = None, max_inline: int = 1024) -> Any:
+    """A message (rosbags or rclpy) as plain Python data: dicts, lists, numbers, strings.
+    ``spill``: arrays of more than ``max_inline`` elements (an image's pixels) are handed to it
+    and replaced by what it returns (e.g. the name of a file it wrote them to), so that a log of
+    a 640x480 render is not 22 MB of YAML."""
     if msg is None or isinstance(msg, (bool, int, float, str)):
         return msg
     if isinstance(msg, np.ndarray):
-        return msg.tolist()
+        return spill(msg) if spill is not None and msg.size > max_inline else msg.tolist()
     if isinstance(msg, np.generic):
         return msg.item()
     if isinstance(msg, (list, tuple)):
-        return [message_to_dict(v) for v in msg]
+        return [message_to_dict(v, spill, max_inline) for v in msg]
     fields = getattr(msg, "__dataclass_fields__", None) or getattr(msg, "_fields_and_field_types", None)
     if fields is None:
         return repr(msg)
-    return {name: message_to_dict(getattr(msg, name)) for name in fields if not name.startswith("__")}
+    return {name: message_to_dict(getattr(msg, name), spill, max_inline) for name in fields if not name.startswith("__")}
 
 
 def registered_interfaces() -> Iterable[str]:

@@ -416,3 +416,23 @@ def test_a_timer_faster_than_1khz_and_infinite_times_are_refused(bag_in: Path, t
     calls.write_bytes(b"- {time: 1, service: /recorder/get, request: {x: \xff\xfe}}\n")
     with pytest.raises(ConfigError, match="cannot read"):
         load_service_calls(calls)
+
+
+def test_service_log_keeps_large_arrays_out_of_the_yaml(tmp_path: Path) -> None:
+    """A render_view answer (a 640x480 image) used to be 22 MB of YAML in --service-log: arrays
+    over 1024 elements go to .npy files beside it, and read back identical."""
+    import numpy as np
+
+    from ros_gs.runtime.replay import ReplayReport, ServiceResult
+    from ros_gs.sensors.image import numpy_to_image
+
+    rgb = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    image = numpy_to_image(make, rgb, "rgb8", T0, "map")
+    report = ReplayReport(services=[ServiceResult("/mapper/render_view", T0, string("req"), image)])
+    log = service_log(report, tmp_path / "payloads")
+    text = yaml.safe_dump(log)
+    assert len(text) < 5000
+    data = log[0]["response"]["data"]
+    assert data["shape"] == [480 * 640 * 3] and np.array_equal(np.load(data["npy"]).reshape(480, 640, 3), rgb)
+    assert log[0]["response"]["width"] == 640 and log[0]["request"]["data"] == "req"
+    assert service_log(report)[0]["response"]["data"][:3] == rgb.reshape(-1)[:3].tolist()  # no folder: inline, as before
