@@ -777,11 +777,37 @@ class Mapper:
         the trajectory as optimised now) and ``keyframes/NNNNN.png`` + ``NNNNN_depth.png``
         (colour and 16-bit millimetre depth at the processing resolution), so a later run can
         relocalise against the keyframes, track in the map and resume mapping."""
+        import os
+        import shutil
+
+        from ros_gs.errors import ConfigError
+
+        path = Path(path)
+        if path.exists() and not (path.is_dir() and (not any(path.iterdir()) or (path / "keyframes.json").is_file())):
+            raise ConfigError(f"{path} exists and is not a ros_gs map folder: refusing to replace it")
+        # written whole into a fresh folder beside it, then swapped in: a failed save leaves the
+        # old map as it was, and a saved map holds no keyframe images of an older one
+        tmp = path.with_name(f".{path.name}.saving-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            self._write_map(tmp)
+            if path.exists():
+                path.rename(old)
+            tmp.rename(path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not path.exists():
+                old.rename(path)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def _write_map(self, path: Path) -> None:
         from PIL import Image
 
         from ros_gs.gaussians.ply import write_ply
 
-        path = Path(path)
         (path / "keyframes").mkdir(parents=True, exist_ok=True)
         full = self.full_map()
         write_ply(full, path / "map.ply")
@@ -812,7 +838,6 @@ class Mapper:
             ],
         }
         (path / "keyframes.json").write_text(json.dumps(meta))
-        return path
 
     @classmethod
     def load(cls, path: str | Path, config: MapperConfig | None = None) -> "Mapper":

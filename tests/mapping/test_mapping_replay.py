@@ -72,6 +72,28 @@ def test_save_load_roundtrip(replay, tmp_path):
     np.testing.assert_allclose(m2.map.means.numpy(), m.map.means.numpy())
 
 
+def test_saving_over_a_map_replaces_it_whole_and_never_a_foreign_folder(replay, tmp_path):
+    """A second save into the same folder leaves no keyframe image of the first (the map is
+    written into a fresh folder and swapped in), leaves no temporary folder, and a folder that
+    is not a map is refused rather than emptied."""
+    from ros_gs.errors import ConfigError
+
+    m = replay[0]
+    target = tmp_path / "map"
+    m.save(target)
+    (target / "keyframes" / "99999.png").write_bytes(b"an older map's keyframe")
+    m.save(target)
+    assert not (target / "keyframes" / "99999.png").exists()
+    assert len(list((target / "keyframes").glob("*_depth.png"))) == len(m.keyframes)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]  # no .saving-/.old- folders behind
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not a ros_gs map"):
+        m.save(home)
+    assert (home / "notes.txt").read_text() == "mine"
+
+
 def test_relocalise_and_localise_in_a_saved_map(replay, kitchen_dir, tmp_path):
     """A new run starts with no pose prior in the saved map, mid-sequence, on frames the map
     never saw (odd ones): the first frame is relocalised and all poses come out in the saved
