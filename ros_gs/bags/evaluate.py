@@ -157,6 +157,17 @@ class ObjectTrackEval:
     moved_m: np.ndarray  # (K,) true displacement at the last stamp
 
 
+def _gt_object_names(gt_bag: Path | str) -> list[str]:
+    """The true objects' names of a ``ros-gs bag from-mujoco`` bag (its /ground_truth/objects)."""
+    import json
+
+    with BagReader(gt_bag) as reader:
+        payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
+    if not payloads:
+        raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
+    return [o["name"] for o in json.loads(payloads[0])["objects"]]
+
+
 def _match_tracked(tracked: dict[int, dict[int, np.ndarray]], names: list[str], gt, max_m: float = 0.1):
     """(ids, {id: name}): each tracked id paired with the true object nearest to its first pose."""
     from scipy.optimize import linear_sum_assignment
@@ -183,13 +194,7 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
     10 cm: ids found in sensor data need not be MuJoCo's).  The tracker's body frames start where its
     first points were, so motions since the first matched stamp are compared, not poses: the true
     object origin at the first stamp, moved by the estimated motion, against the true origin."""
-    import json
-
-    with BagReader(gt_bag) as reader:
-        payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
-    if not payloads:
-        raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
-    names = [o["name"] for o in json.loads(payloads[0])["objects"]]
+    names = _gt_object_names(gt_bag)
     tracked: dict[int, dict[int, np.ndarray]] = {}
     with BagReader(tracked_bag) as reader:
         for _, msg in reader.messages(["/tf"]):
@@ -276,13 +281,7 @@ def evaluate_predictions(tracked_bag: Path | str, gt_bag: Path | str, states_top
                          predicted_topic: str = "/ros_gs/objects/predicted") -> PredictionEval:
     """The ``physics_tracker``'s predictions against the ground-truth TF of a ``ros-gs bag
     from-mujoco`` bag (objects paired as in :func:`evaluate_objects`)."""
-    import json
-
-    with BagReader(gt_bag) as reader:
-        payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
-    if not payloads:
-        raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
-    names = [o["name"] for o in json.loads(payloads[0])["objects"]]
+    names = _gt_object_names(gt_bag)
     now, ahead = _object_states(tracked_bag, states_topic), _object_states(tracked_bag, predicted_topic)
     if not now or not ahead:
         raise DatasetError(f"{tracked_bag} has no {states_topic} or no {predicted_topic} (prediction_horizon_s 0?)")
@@ -306,18 +305,18 @@ def evaluate_predictions(tracked_bag: Path | str, gt_bag: Path | str, states_top
         anchor[i] = (np.linalg.inv(E0) @ np.r_[G0[:3, 3], 1.0])[:3]
     point = lambda T, i: T[:3, :3] @ anchor[i] + T[:3, 3]  # noqa: E731
     rows = []
-    for t in stamps:
+    for n, t in enumerate(stamps):
         target = t + horizon
         if target not in ahead[ids[0]]:
             continue
-        prev = [s for s in stamps if s < t]
+        prev = stamps[n - 1] if n else None
         for k, i in enumerate(ids):
             try:
                 g_t, g_T = truth(matched[i], t)[:3, 3], truth(matched[i], target)[:3, 3]
             except TransformError:
                 continue
             p_now = point(now[i][t], i)
-            vel = (p_now - point(now[i][prev[-1]], i)) / ((t - prev[-1]) * 1e-9) if prev else np.zeros(3)
+            vel = (p_now - point(now[i][prev], i)) / ((t - prev) * 1e-9) if prev is not None else np.zeros(3)
             rows.append((t, target, k, np.linalg.norm(g_T - g_t), np.linalg.norm(point(ahead[i][target], i) - g_T),
                          np.linalg.norm(p_now - g_T), np.linalg.norm(p_now + vel * horizon * 1e-9 - g_T)))
     if not rows:

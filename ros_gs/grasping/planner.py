@@ -96,7 +96,7 @@ class GraspPlanner:
         self.objects: list[SceneObject] = []
         self.support_height: float | None = None
         self.scene: ObjectScene | None = None
-        self._cache: dict = {}
+        self._cache: dict = {}  # see set_scene
 
     def set_scene(self, objects: list[SceneObject], support_height: float | None = None) -> None:
         """Labelled objects (world points, z up) and the support's height."""
@@ -115,14 +115,13 @@ class GraspPlanner:
         if support_height is not None and not np.isfinite(support_height):
             raise ConfigError("support_height must be finite")
         self.objects, self.support_height, self.scene = kept, support_height, None
-        self._cache: dict = {}  # what every query on this scene shares: collision points, normals
+        self._cache = {}  # what every query on this scene shares: collision points, normals
 
     def set_objects(self, scene: ObjectScene) -> None:
         """Objects found in sensor data (:func:`ros_gs.objects.find_objects`): queries are
         grounded in their descriptions; the gripper stays above ``scene.support``."""
         self.set_scene([SceneObject(d.label, o.points, o.id, o.viewpoints) for o, d in zip(scene.objects, scene.descriptions)])
         self.scene = scene
-        self._cache = {}
 
     def _choose(self, q: str) -> GraspResult:
         if self.scene is None:

@@ -52,7 +52,7 @@ from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
 from ros_gs.runtime.qos import LATCHED_QOS
 from ros_gs.semantics.instances import DepthView, instance_points
-from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped
+from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, vector3_from_msg, vector3_to_msg
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
 
@@ -236,8 +236,9 @@ class PhysicsTrackerNode:
         header = make_header(make, stamp, self.params.world_frame or self.params.support_frame)
         objects = [make("ros_gs/msg/ObjectState", id=s.id, label=s.label, description=s.description,
                         pose=matrix_to_pose(make, s.pose),
-                        twist=make("geometry_msgs/msg/Twist", linear=_vec3(make, s.twist[:3]), angular=_vec3(make, s.twist[3:])),
-                        extents=_vec3(make, s.extents), particles=s.particles, gaussians=s.gaussians,
+                        twist=make("geometry_msgs/msg/Twist", linear=vector3_to_msg(make, s.twist[:3]),
+                                   angular=vector3_to_msg(make, s.twist[3:])),
+                        extents=vector3_to_msg(make, s.extents), particles=s.particles, gaussians=s.gaussians,
                         correction=s.correction) for s in states]
         return make("ros_gs/msg/ObjectStateArray", header=header, objects=objects)
 
@@ -260,11 +261,10 @@ class PhysicsTrackerNode:
         if not self.tracker.started or self._last_stamp is None:
             response.message = "no objects are tracked yet"
             return response
-        vec = lambda v: np.array([v.x, v.y, v.z], dtype=np.float64)  # noqa: E731
         try:
-            r = self.tracker.predict(float(request.horizon_s), float(request.step_s) or None,
-                                     int(request.object_id), vec(request.delta_linear), vec(request.delta_angular),
-                                     vec(request.force), float(request.force_duration_s))
+            r = self.tracker.predict(float(request.horizon_s), float(request.step_s) or None, int(request.object_id),
+                                     vector3_from_msg(request.delta_linear), vector3_from_msg(request.delta_angular),
+                                     vector3_from_msg(request.force), float(request.force_duration_s))
         except (ConfigError, InputError) as exc:
             response.message = str(exc)
             return response
@@ -272,7 +272,3 @@ class PhysicsTrackerNode:
                            for t, P, V in zip(r.times, r.poses, r.velocities)]
         response.ok = True
         return response
-
-
-def _vec3(make, v):
-    return make("geometry_msgs/msg/Vector3", x=float(v[0]), y=float(v[1]), z=float(v[2]))

@@ -104,9 +104,9 @@ class ObjectTracker:
         """Bodies from each instance's world points (id -> (N, 3)): particles fill them down to
         the ground (``world.ground_height``) when they stand on it, down to their own lowest
         seen point when they are in the air (``in_air_above``: a falling object is no column down
-        to the table);
-        Gaussians sit on them coloured with the body's code colour.  ``names``: id -> (label, description) to report.  Raises InputError when no
-        instance is big enough; the reasons for the instances left out are in ``skipped``."""
+        to the table); Gaussians sit on them coloured with the body's code colour.  ``names``:
+        id -> (label, description) to report.  Raises InputError when no instance is big enough;
+        the reasons for the instances left out are in ``skipped``."""
         cfg = self.config
         self.skipped = []
         points = merge_overlapping(points, cfg.spacing)
@@ -191,9 +191,10 @@ class ObjectTracker:
             if not np.isfinite(forces).all():
                 break
             self.world.step(dt / n, forces)
-        ok = bool(np.isfinite(self.world.poses()).all() and np.isfinite(self.world.velocities()).all())
+        poses = self.world.poses()  # one read (on CUDA each is a copy from the device)
+        ok = bool(np.isfinite(poses).all() and np.isfinite(self.world.velocities()).all())
         if ok:
-            self._history.append((self.world.time, self.world.poses()))
+            self._history.append((self.world.time, poses))
         return ok
 
     def velocities(self) -> np.ndarray:

@@ -21,6 +21,7 @@ flushed once more.  rclpy: at shutdown, only while the ROS context still allows 
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -29,12 +30,19 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from ros_gs.errors import InputError
+from ros_gs.errors import ConfigError, InputError
 from ros_gs.runtime.qos import DEFAULT_QOS, TF_QOS, TF_STATIC_QOS, QoS
 
 #: the fastest timer a node may ask for (1 kHz) in any runtime: a period of 1e-9 s would have a
 #: replay fire a billion times per simulated second
 MIN_TIMER_PERIOD_S = 1e-3
+
+
+def check_timer_period(node: str, period_s: float) -> float:
+    """``period_s`` if a runtime may create a timer with it, else a ConfigError naming the node."""
+    if not (MIN_TIMER_PERIOD_S <= period_s < math.inf):
+        raise ConfigError(f"node {node}: timer period must be at least {MIN_TIMER_PERIOD_S} s and finite, got {period_s}")
+    return float(period_s)
 
 P = TypeVar("P", bound=BaseModel)
 Callback = Callable[[Any], None]

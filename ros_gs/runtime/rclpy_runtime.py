@@ -23,7 +23,6 @@ from __future__ import annotations
 import array
 import importlib
 import logging
-import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ros_gs.errors import ConfigError
-from ros_gs.runtime.node_api import MIN_TIMER_PERIOD_S, Callback, NodeContext, P, ServiceCallback
+from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, check_timer_period
 from ros_gs.runtime.params import describe, is_ros_reserved, validate_params
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
 
@@ -383,9 +382,8 @@ class RclpyContext(NodeContext):
         return RclpyPublisher(handle, msgtype, getattr(handle, "topic_name", None) or topic)
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> None:
-        if not (MIN_TIMER_PERIOD_S <= period_s < math.inf):
-            raise ConfigError(f"node {self.name}: timer period must be at least {MIN_TIMER_PERIOD_S} s and finite, got {period_s}")
-        self.handles.append(self.node.create_timer(float(period_s), self.guard(f"timer {period_s}s", callback)))
+        period_s = check_timer_period(self.name, period_s)
+        self.handles.append(self.node.create_timer(period_s, self.guard(f"timer {period_s}s", callback)))
 
     def create_service(self, srvtype: str, name: str, callback: ServiceCallback) -> None:
         name = self.resolve(name)

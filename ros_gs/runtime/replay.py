@@ -32,7 +32,7 @@ from tqdm import tqdm
 from ros_gs.bags.reader import BagReader
 from ros_gs.bags.writer import BagWriter
 from ros_gs.errors import ConfigError, InputError
-from ros_gs.runtime.node_api import MIN_TIMER_PERIOD_S, Callback, NodeContext, P, ServiceCallback, srv_parts
+from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, check_timer_period, srv_parts
 from ros_gs.runtime.params import load_params
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
 from ros_gs.runtime.typestore import MessageFactory, message_to_dict
@@ -175,8 +175,7 @@ class ReplayContext(NodeContext):
         return _ReplayPublisher(self.runtime, self, msgtype, self.resolve(topic), qos)
 
     def create_timer(self, period_s: float, callback: Callable[[], None]) -> None:
-        if not (MIN_TIMER_PERIOD_S <= period_s < math.inf):
-            raise ConfigError(f"node {self.name}: timer period must be at least {MIN_TIMER_PERIOD_S} s and finite, got {period_s}")
+        period_s = check_timer_period(self.name, period_s)
         self.runtime._add_timer(int(round(period_s * 1e9)), self.guard(f"timer {period_s}s", callback))
 
     def create_service(self, srvtype: str, name: str, callback: ServiceCallback) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ros_gs.errors import SensorDataError
 from ros_gs.sensors._util import float_array
+from ros_gs.sensors.poses import vector3_from_msg, vector3_to_msg
 from ros_gs.sensors.stamps import Make, make_header, stamp_to_ns
 
 
@@ -63,10 +64,6 @@ class ImuSample:
         return bool(self.linear_acceleration_covariance[0, 0] != -1.0)
 
 
-def _xyz(vec: Any) -> list[float]:
-    return [vec.x, vec.y, vec.z]
-
-
 def imu_from_msg(msg: Any) -> ImuSample:
     """An :class:`ImuSample` from a ``sensor_msgs/Imu`` (see module docstring)."""
     o_cov = float_array(msg.orientation_covariance, (3, 3), "IMU orientation_covariance")
@@ -82,8 +79,8 @@ def imu_from_msg(msg: Any) -> ImuSample:
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=str(msg.header.frame_id),
         orientation=orientation,
-        angular_velocity=_xyz(msg.angular_velocity),
-        linear_acceleration=_xyz(msg.linear_acceleration),
+        angular_velocity=vector3_from_msg(msg.angular_velocity),
+        linear_acceleration=vector3_from_msg(msg.linear_acceleration),
         orientation_covariance=o_cov,
         angular_velocity_covariance=msg.angular_velocity_covariance,
         linear_acceleration_covariance=msg.linear_acceleration_covariance,
@@ -102,8 +99,8 @@ def imu_to_msg(make: Make, sample: ImuSample) -> Any:
         header=make_header(make, sample.stamp_ns, sample.frame_id),
         orientation=make("geometry_msgs/msg/Quaternion", x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
         orientation_covariance=o_cov,
-        angular_velocity=make("geometry_msgs/msg/Vector3", x=float(w[0]), y=float(w[1]), z=float(w[2])),
+        angular_velocity=vector3_to_msg(make, w),
         angular_velocity_covariance=np.asarray(sample.angular_velocity_covariance, dtype=np.float64).reshape(-1),
-        linear_acceleration=make("geometry_msgs/msg/Vector3", x=float(a[0]), y=float(a[1]), z=float(a[2])),
+        linear_acceleration=vector3_to_msg(make, a),
         linear_acceleration_covariance=np.asarray(sample.linear_acceleration_covariance, dtype=np.float64).reshape(-1),
     )

@@ -1,4 +1,5 @@
-"""Rigid transforms: 4x4 matrices <-> geometry_msgs (Pose, PoseStamped, Transform, TransformStamped).
+"""Rigid transforms: 4x4 matrices <-> geometry_msgs (Pose, PoseStamped, Transform, TransformStamped),
+and 3-vectors <-> geometry_msgs/Vector3 (velocities, accelerations, sizes).
 
 Quaternions follow ROS order (x, y, z, w); conversions use scipy's Rotation, which also
 projects a slightly non-orthonormal rotation (as in recorded ground truth) to the nearest one.
@@ -50,10 +51,20 @@ def pose_msg_to_matrix(pose: Any) -> np.ndarray:
     return xyz_quat_to_matrix([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
 
 
+def vector3_to_msg(make: Make, v: Any, msgtype: str = "geometry_msgs/msg/Vector3") -> Any:
+    """A Vector3 (or another x, y, z message such as Point) from three numbers."""
+    return make(msgtype, x=float(v[0]), y=float(v[1]), z=float(v[2]))
+
+
+def vector3_from_msg(msg: Any) -> np.ndarray:
+    """(3,) float64 from a Vector3 or Point message."""
+    return np.array([msg.x, msg.y, msg.z], dtype=np.float64)
+
+
 def _xyz_quat_msgs(make: Make, T: np.ndarray, point_type: str) -> tuple[Any, Any]:
     t, q = matrix_to_xyz_quat(T)
     return (
-        make(point_type, x=float(t[0]), y=float(t[1]), z=float(t[2])),
+        vector3_to_msg(make, t, point_type),
         make("geometry_msgs/msg/Quaternion", x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])),
     )
 
