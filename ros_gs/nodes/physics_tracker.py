@@ -18,7 +18,8 @@ the visual forces pull the world towards, stepped by the time between the sets.
 Outputs (``world_frame``, or ``support_frame`` for a lone camera):
 
 * ``/ros_gs/objects`` (ros_gs/ObjectStateArray): per object its stable id, label and
-  description, pose, twist, extents, particle and Gaussian counts and the last visual correction;
+  description, pose, twist, extents, particle and Gaussian counts, the last visual correction and
+  the friction its simulation uses (measured from its free slides: ``estimate_friction``);
 * /tf ``world_frame`` -> ``object/<id>`` (the body frame: axes of the world, origin at the first
   points' centroid);
 * ``/ros_gs/objects/predicted`` (ObjectStateArray): at every update, the states
@@ -78,6 +79,7 @@ class PhysicsTrackerParams(NodeParams):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
+    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides and used from then on (physics.estimation); false: world.friction for all")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -95,7 +97,8 @@ class PhysicsTrackerNode:
         world = p.world if p.world_frame else p.world.model_copy(update={"ground_height": 0.0})
         self.tracker = ObjectTracker(TrackerConfig(spacing=p.spacing, density=p.density, min_points=p.min_points,
                                                    max_objects=p.max_objects, gaussian_spacing=p.gaussian_spacing,
-                                                   max_step_s=p.max_step_s, world=world, forces=p.forces))
+                                                   max_step_s=p.max_step_s, estimate_friction=p.estimate_friction,
+                                                   world=world, forces=p.forces))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.states_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.states_topic)
         self.predicted_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.predicted_topic)
@@ -145,7 +148,8 @@ class PhysicsTrackerNode:
                 cam = Camera.from_pose(torch.as_tensor(render_K(K), dtype=torch.float32),
                                        torch.as_tensor(view.T_world_cam, dtype=torch.float32), ids.shape[1], ids.shape[0])
                 obs.append(Observation(cam, torch.as_tensor(self.tracker.code_image(ids))))
-            if not self.tracker.update(obs, (stamp - self._last_stamp) * 1e-9):
+            seen = instance_points([v for v, _ in views])
+            if not self.tracker.update(obs, (stamp - self._last_stamp) * 1e-9, seen):
                 self._restart("the simulation diverged (non-finite poses)")
                 self._last_stamp = stamp
                 return
@@ -239,7 +243,7 @@ class PhysicsTrackerNode:
                         twist=make("geometry_msgs/msg/Twist", linear=vector3_to_msg(make, s.twist[:3]),
                                    angular=vector3_to_msg(make, s.twist[3:])),
                         extents=vector3_to_msg(make, s.extents), particles=s.particles, gaussians=s.gaussians,
-                        correction=s.correction) for s in states]
+                        correction=s.correction, friction=s.friction) for s in states]
         return make("ros_gs/msg/ObjectStateArray", header=header, objects=objects)
 
     def _publish(self, stamp: int) -> None:

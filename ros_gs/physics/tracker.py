@@ -25,6 +25,7 @@ from ros_gs.errors import ConfigError, InputError
 from ros_gs.gaussians.model import C0
 from ros_gs.physics.binding import GaussianBinding
 from ros_gs.physics.bodies import voxel_particles
+from ros_gs.physics.estimation import FrictionEstimator, sliding_friction
 from ros_gs.physics.prediction import Push, Rollout, rollout
 from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, drag_forces, visual_forces
 from ros_gs.physics.world import World, WorldConfig
@@ -44,6 +45,8 @@ class TrackerConfig(BaseModel):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     in_air_above: float = Field(0.08, gt=0.0, description="an instance whose lowest depth point is higher than this above the support (m) is in the air (falling, held) and is not filled down to it; a camera looking down on a table misses up to ~5 cm of an object's foot (GraspNet's frame), so less would float standing objects")
     velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
+    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides (physics.estimation) and used from then on; false: world.friction for all")
+    friction_window_s: float = Field(0.15, gt=0.0, le=2.0, description="the stretch of seen track one friction reading fits (s; 0.15 s: 5 frames at 30 Hz, set on push seed 1)")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -61,6 +64,7 @@ class ObjectState:
     particles: int
     gaussians: int
     correction: float  # N: the total visual force of the last update
+    friction: float  # its friction on the support in the simulation (measured, or world.friction)
 
 
 def merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
@@ -91,6 +95,7 @@ class ObjectTracker:
         self._gaussians: list[int] = []
         self.skipped: list[str] = []  # why instances of the last start were not tracked
         self._history: deque = deque(maxlen=64)  # (world time, (B, 4, 4) poses) after each update
+        self._seen: deque = deque(maxlen=64)  # (world time, {body index: centroid of its seen points})
 
     @property
     def started(self) -> bool:
@@ -165,6 +170,9 @@ class ObjectTracker:
         self.corrections = np.zeros(len(ids))
         self._history.clear()
         self._history.append((world.time, world.poses()))
+        self._seen.clear()
+        self._seen.append((world.time, {k: points[i].mean(axis=0) for k, i in enumerate(ids)}))
+        self.friction = FrictionEstimator(len(ids))
         self.names = {i: (names or {}).get(i, ("", "")) for i in ids}
 
     def code_image(self, instances: np.ndarray) -> np.ndarray:
@@ -175,10 +183,12 @@ class ObjectTracker:
         return code
 
     # ------------------------------------------------------------------ tracking
-    def update(self, observations: list[Observation], dt: float) -> bool:
+    def update(self, observations: list[Observation], dt: float, seen: dict[int, np.ndarray] | None = None) -> bool:
         """One image set ``dt`` seconds after the last: the image pulls once, then the world
-        steps ``dt`` (in steps of at most ``max_step_s``) with the drag.  False when the
-        simulation diverged (non-finite poses): the caller restarts."""
+        steps ``dt`` (in steps of at most ``max_step_s``) with the drag.  ``seen``: id -> (N, 3)
+        world points of the object in this set (its depth pixels), whose centroids give the
+        velocities and friction readings (see :meth:`velocities`).  False when the simulation
+        diverged (non-finite poses): the caller restarts."""
         if self.world is None:
             raise ConfigError("ObjectTracker.update before start()")
         cfg = self.config
@@ -195,13 +205,51 @@ class ObjectTracker:
         ok = bool(np.isfinite(poses).all() and np.isfinite(self.world.velocities()).all())
         if ok:
             self._history.append((self.world.time, poses))
+            self._seen.append((self.world.time, {k: seen[i].mean(axis=0) for k, i in enumerate(self.ids)
+                                                 if seen is not None and len(seen.get(i, ())) >= cfg.min_points}))
+            if cfg.estimate_friction:
+                self._measure_friction()
         return ok
 
+    def _seen_track(self, body: int, window_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """(times, (T, 3) centroids) of the body's seen points over the last ``window_s``, when
+        it was seen in every set of that stretch."""
+        latest = self._seen[-1][0] if self._seen else 0.0
+        recent = [(t, c) for t, c in self._seen if t >= latest - window_s - 1e-9]
+        if len(recent) < 2 or any(body not in c for _, c in recent):
+            return None
+        return np.array([t for t, _ in recent]), np.stack([c[body] for _, c in recent])
+
+    def _measure_friction(self) -> None:
+        """A friction reading for every body seen sliding on the support touching no other body
+        over the last ``friction_window_s`` (its seen centroids: the simulated body's own track
+        slows as the simulation's friction says, so it cannot measure it); the world takes each
+        body's median reading."""
+        cfg, w = self.config, self.world
+        pts, owner = self.particle_points()
+        for k, i in enumerate(self.ids):
+            track = self._seen_track(k, cfg.friction_window_s)
+            if track is None or len(track[0]) < 4:
+                continue
+            mine = pts[owner == i]
+            if mine[:, 2].min() - cfg.world.ground_height > cfg.spacing:  # not on the support
+                continue
+            others = pts[owner != i]
+            if len(others) and np.isfinite(cKDTree(others).query(mine, distance_upper_bound=1.5 * cfg.spacing)[0]).any():
+                continue  # touching another body: its deceleration is not friction alone
+            self.friction.add(k, sliding_friction(*track, gravity=cfg.world.gravity))
+            mu = self.friction.estimate(k)
+            if mu is not None and abs(mu - w.bodies[k].friction) > 1e-3:
+                w.set_friction(k, mu)
+
     def velocities(self) -> np.ndarray:
-        """(B, 6) each body's velocity (centre of mass, angular; world frame) fitted to its
-        tracked poses over the last ``velocity_window_s``: the least-squares slope of the centre
-        of mass and the mean rotation rate.  Why not the simulation's: the visual forces' drag
-        damps it, so a sliding object the images drag along reads slower than it moves."""
+        """(B, 6) each body's velocity (centre of mass, angular; world frame) over the last
+        ``velocity_window_s``: the least-squares slope of the centroid of its seen points when it
+        was seen in every set of the stretch, else of its tracked centre of mass; the mean
+        rotation rate of its tracked poses.  Why not the simulation's: the visual forces' drag
+        damps it, so a sliding object the images drag along reads slower than it moves; and the
+        tracked body lags and overshoots the images by a centimetre or two when a push starts or
+        stops, where the seen points do not."""
         w = self.world
         latest = self._history[-1][0] if self._history else w.time
         recent = [(t, P) for t, P in self._history if t >= latest - self.config.velocity_window_s - 1e-9]
@@ -211,6 +259,11 @@ class ObjectTracker:
         com = np.stack([w.centres_of_mass(P) for _, P in recent])  # (T, B, 3)
         tc = t - t.mean()
         lin = np.einsum("t,tbi->bi", tc, com - com.mean(axis=0)) / float(tc @ tc)
+        for k in range(len(self.ids)):
+            track = self._seen_track(k, self.config.velocity_window_s)
+            if track is not None and len(track[0]) >= 3:
+                ts = track[0] - track[0].mean()
+                lin[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts)
         R0, R1 = recent[0][1][:, :3, :3], recent[-1][1][:, :3, :3]
         ang = Rotation.from_matrix(np.einsum("bij,bkj->bik", R1, R0)).as_rotvec() / (t[-1] - t[0])
         return np.concatenate([lin, ang], axis=1)
@@ -236,7 +289,7 @@ class ObjectTracker:
             part = self.parts[k]
             label, desc = self.names.get(i, ("", ""))
             out.append(ObjectState(i, label, desc, poses[k], velocities[k], part.max(axis=0) - part.min(axis=0) + 2 * r,
-                                   len(part), self._gaussians[k], float(self.corrections[k])))
+                                   len(part), self._gaussians[k], float(self.corrections[k]), self.world.bodies[k].friction))
         return out
 
     def predict(self, horizon_s: float, sample_s: float | None = None, push_id: int | None = None,

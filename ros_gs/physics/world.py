@@ -41,7 +41,7 @@ class WorldConfig(BaseModel):
     gravity: float = Field(-9.81, description="gravity along z (m/s^2)")
     ground: bool = Field(True, description="a ground plane (a floor, or a table top)")
     ground_height: float = Field(0.0, description="height of the ground plane (m)")
-    friction: float = Field(0.5, ge=0.0, le=5.0, description="Coulomb friction of every contact")
+    friction: float = Field(0.5, ge=0.0, le=5.0, description="Coulomb friction of a body on the ground (each body may have its own: add_body, set_friction); between two bodies the sum of theirs")
     device: str = Field("auto", description="Warp device: 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:N'")
 
 
@@ -65,6 +65,7 @@ class Body:
     mass: float
     points_local: np.ndarray  # (P, 3) particle centres in the body frame
     radius: float
+    friction: float  # Coulomb friction on the ground
 
 
 def _transform(T: np.ndarray):
@@ -95,10 +96,12 @@ class World:
 
     # -- building -------------------------------------------------------------------------
     def add_body(self, points_local: np.ndarray, T_world_body: np.ndarray | None = None, *, mass: float,
-                 radius: float, velocity=(0.0, 0.0, 0.0), angular_velocity=(0.0, 0.0, 0.0), name: str = "") -> int:
+                 radius: float, velocity=(0.0, 0.0, 0.0), angular_velocity=(0.0, 0.0, 0.0), name: str = "",
+                 friction: float | None = None) -> int:
         """Add a rigid body of spheres of ``radius`` at ``points_local`` (P, 3, body frame), total
         ``mass`` (kg) spread evenly, placed at ``T_world_body`` and moving with the given linear
-        velocity (of its centre of mass) and angular velocity, both in the world frame.  Returns its index."""
+        velocity (of its centre of mass) and angular velocity, both in the world frame; ``friction``
+        on the ground (default ``config.friction``).  Returns its index."""
         if self._model is not None:
             raise ConfigError("World.add_body after finalize()")
         p = np.asarray(points_local, dtype=np.float64).reshape(-1, 3)
@@ -115,8 +118,11 @@ class World:
         v, w = (np.asarray(x, dtype=np.float64).reshape(3) for x in (velocity, angular_velocity))
         if not (np.isfinite(v).all() and np.isfinite(w).all()):
             raise ConfigError(f"body {name!r}: velocities must be finite")
+        mu = self.config.friction if friction is None else float(friction)
+        if not (np.isfinite(mu) and 0.0 <= mu <= 5.0):
+            raise ConfigError(f"body {name!r}: friction must be in [0, 5], got {friction}")
         start = self.num_particles
-        self.bodies.append(Body(name or f"body{len(self.bodies)}", start, start + len(p), float(mass), p, float(radius)))
+        self.bodies.append(Body(name or f"body{len(self.bodies)}", start, start + len(p), float(mass), p, float(radius), mu))
         self._init.append((T, v, w))
         return len(self.bodies) - 1
 
@@ -129,8 +135,12 @@ class World:
             raise ConfigError("World.finalize: add at least one body")
         cfg = self.config
         b = newton.ModelBuilder(gravity=(0.0, 0.0, cfg.gravity))
+        # Newton's XPBD takes the mean of two shapes' friction: a frictionless ground and each
+        # body's spheres at twice its own make each body's hold on the ground (bodies on each
+        # other: the sum of theirs)
         if cfg.ground:
-            b.add_ground_plane(height=cfg.ground_height, cfg=newton.ModelBuilder.ShapeConfig(mu=cfg.friction))
+            b.add_ground_plane(height=cfg.ground_height, cfg=newton.ModelBuilder.ShapeConfig(mu=0.0))
+        self._shapes: list[slice] = []
         for bd, (T, _, _) in zip(self.bodies, self._init):
             idx = b.add_body(xform=_transform(T), label=bd.name)
             # density such that the spheres weigh the body's mass (Newton sums shape masses)
@@ -139,10 +149,12 @@ class World:
             # does not filter shapes of one body) but meet other bodies' and the ground
             # contact detection reaches one radius beyond the sphere (Newton's default gap, 10 cm,
             # made every sphere pair of two boxes 5 cm apart a contact)
-            shape = newton.ModelBuilder.ShapeConfig(mu=cfg.friction, density=density, collision_group=-(idx + 1),
+            shape = newton.ModelBuilder.ShapeConfig(mu=2.0 * bd.friction, density=density, collision_group=-(idx + 1),
                                                     gap=bd.radius)
+            first = b.shape_count
             for p in bd.points_local:
                 b.add_shape_sphere(idx, xform=wp.transform(wp.vec3(*p), wp.quat_identity()), radius=bd.radius, cfg=shape)
+            self._shapes.append(slice(first, b.shape_count))
         self._model = b.finalize(device=self.device)
         self._solver = newton.solvers.SolverXPBD(self._model, iterations=cfg.iterations)
         self._state, self._next = self._model.state(), self._model.state()
@@ -233,6 +245,19 @@ class World:
         qd = self._state.body_qd.numpy()
         qd[body, :3], qd[body, 3:] = v, w
         self._state.body_qd.assign(qd)
+
+    def set_friction(self, body: int, friction: float) -> None:
+        """Set one body's Coulomb friction on the ground (an estimate of it, a "what if")."""
+        if self._model is None:
+            raise ConfigError("World.set_friction before finalize()")
+        if not 0 <= body < len(self.bodies):
+            raise ConfigError(f"no body {body} (the world has {len(self.bodies)})")
+        if not (np.isfinite(friction) and 0.0 <= friction <= 5.0):
+            raise ConfigError(f"friction must be in [0, 5], got {friction}")
+        mu = self._model.shape_material_mu.numpy()
+        mu[self._shapes[body]] = 2.0 * friction
+        self._model.shape_material_mu.assign(mu)
+        self.bodies[body].friction = float(friction)
 
     # -- reading --------------------------------------------------------------------------
     def poses(self) -> np.ndarray:

@@ -12,8 +12,9 @@ Scenes (``build_scene(name)``):
   ellipsoid) resting on a textured table; up to 3 static RGB-D cameras looking at the table from
   different sides.  Objects are placed exactly at rest and settled before recording; the seed
   jitters their positions (+-1.5 cm) and headings (+-15 deg).
-* ``push`` -- a kinematic paddle (mocap body, minimum-jerk motion) pushes a box off-centre
-  (it slides and turns) into a cylinder (they collide); same cameras.
+* ``push`` -- a kinematic paddle (mocap body, one fast minimum-jerk stroke) shoves a smooth box
+  (friction 0.15 on the table) and stops; the box slides on free for ~0.35 s until it hits a
+  cylinder, which stops it; same cameras.
 * ``drop`` -- five objects (chosen from the catalogue minus the ellipsoid, placed, oriented and
   spun by the seed) fall from 0.2-0.5 m above the table top onto it and tumble to rest (~1.2 s).
 * ``walkthrough`` -- an 8 m x 6 m room (floor, 4 walls, table, shelf, pillars of different
@@ -261,9 +262,10 @@ def _table_xml(name: str, x: float, y: float, half=TABLE_HALF, top_z: float = TA
     )
 
 
-def _object_xml(obj: ObjectSpec, T: np.ndarray, *, condim: int = 6) -> str:
+def _object_xml(obj: ObjectSpec, T: np.ndarray, *, condim: int = 6, priority: int = 0) -> str:
+    """MJCF of one object; ``priority`` 1: its own friction holds in its contacts."""
     joint = f'    <freejoint name="{obj.body}_joint"/>\n' if obj.dynamic else ""
-    common = f'rgba="{_f(obj.rgba)}" friction="{obj.friction} 0.005 0.002" condim="{condim}"'
+    common = f'rgba="{_f(obj.rgba)}" friction="{obj.friction} 0.005 0.002" condim="{condim}" priority="{priority}"'
     if obj.shape == "mug":  # a compound: the first part carries the object's geom name, all end in _geom
         parts = mug_parts(*obj.size)
         volumes = [_volume(shape, size) for shape, size, _ in parts]
@@ -374,16 +376,20 @@ def _tabletop(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec
 def _push(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec:
     rng = np.random.default_rng(seed)
     cams, cam_xml = _table_cameras(num_cameras, width, height)
-    box = ObjectSpec("red_box", "red box", "box", (0.05, 0.04, 0.03), PALETTE["red"], 0.3, 0.4, "red_box", "red_box_geom")
+    # a smooth box (friction 0.15, its own in every contact: MuJoCo takes the larger of two geoms'
+    # otherwise, the table's 0.6) slides ~20 cm after the paddle lets go, so the prediction of a
+    # free slide and a collision can be judged (issue 15); the cylinder keeps the table's friction
+    box = ObjectSpec("red_box", "red box", "box", (0.05, 0.04, 0.03), PALETTE["red"], 0.3, 0.15, "red_box", "red_box_geom")
     cyl = ObjectSpec("blue_cylinder", "blue mug-like cylinder", "cylinder", (0.04, 0.05), PALETTE["blue"], 0.25, 0.4,
                      "blue_cylinder", "blue_cylinder_geom")
     box_y = 0.035 + rng.uniform(-0.005, 0.005)
     T_box = pose(_rot_z(rng.uniform(-0.05, 0.05)), (-0.22, box_y, TABLE_TOP_Z + box.size[2]))
-    T_cyl = pose(np.eye(3), (0.03, -0.01 + rng.uniform(-0.005, 0.005), TABLE_TOP_Z + cyl.size[1]))
-    # paddle: a thin box at table height, offset in y so the box turns while it slides
+    T_cyl = pose(np.eye(3), (0.16, 0.035 + rng.uniform(-0.01, 0.01), TABLE_TOP_Z + cyl.size[1]))
+    # paddle: a thin box at table height; one 18 cm stroke in 0.35 s (peak ~1 m/s): it slows
+    # faster than friction slows the box, which leaves it at ~0.8 m/s (t ~0.45 s)
     paddle_half = (0.012, 0.06, 0.03)
     pz = TABLE_TOP_Z + paddle_half[2] + 0.004
-    path = MinJerkPath((-0.34, -0.03, pz), (0.10, -0.03, pz), 0.2, 1.8)
+    path = MinJerkPath((-0.34, 0.03, pz), (-0.16, 0.03, pz), 0.2, 0.55)
     xml = _header("push", 2.0, (0, 0, 0.8), width, height) + "  <worldbody>\n" + _table_world() + cam_xml
     xml += (
         f'  <body name="pusher" mocap="true" pos="{_f(path.start)}">\n'
@@ -391,7 +397,7 @@ def _push(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec:
         f'    <geom name="pusher_rod" type="cylinder" size="0.008 0.2" pos="0 0 0.23" rgba="0.5 0.5 0.52 1" contype="0" conaffinity="0"/>\n'
         "  </body>\n"
     )
-    xml += _object_xml(box, T_box) + _object_xml(cyl, T_cyl) + "  </worldbody>\n</mujoco>\n"
+    xml += _object_xml(box, T_box, priority=1) + _object_xml(cyl, T_cyl) + "  </worldbody>\n</mujoco>\n"
     return SceneSpec("push", xml, [box, cyl], cams, None, None, None, settle_s=0.2, table_top_z=TABLE_TOP_Z,
                      mocap={"pusher": path}, seed=seed)
 
