@@ -36,33 +36,9 @@ from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions  # noqa:
 from ros_gs.bags.from_mujoco import mujoco_scene_to_bag  # noqa: E402
 from ros_gs.bags.reader import BagReader  # noqa: E402
 from ros_gs.bags.writer import BagWriter  # noqa: E402
+from ros_gs.sim.contacts import last_contact_s  # noqa: E402
 
 DURATION = {"push": 2.2, "drop": 2.5}
-
-
-def paddle_release_s(seed: int) -> float:
-    """The last time MuJoCo's paddle touches an object in the push scene (s from the start; it
-    pushes the box, then, as the box turns aside, the cylinder)."""
-    import mujoco
-
-    from ros_gs.sim.scenes import build_scene
-
-    spec = build_scene("push", seed=seed, width=160, height=120)
-    m = mujoco.MjModel.from_xml_string(spec.xml)
-    d = mujoco.MjData(m)
-    paddle = m.geom("pusher_paddle").id
-    objects = {m.geom(o.geom).id for o in spec.objects}
-    mid = m.body("pusher").mocapid[0]
-    path = spec.mocap["pusher"]
-    last, t = 0.0, 0.0
-    n_settle = int(round(spec.settle_s / m.opt.timestep))
-    for k in range(n_settle + int(round(DURATION["push"] / m.opt.timestep))):
-        t = max(0.0, (k - n_settle) * m.opt.timestep)
-        d.mocap_pos[mid] = path.pose(t)[:3, 3]
-        mujoco.mj_step(m, d)
-        if any(paddle in (c.geom1, c.geom2) and {c.geom1, c.geom2} & objects for c in d.contact[: d.ncon]):
-            last = t
-    return last
 
 
 def make_bags(scene: str, seed: int, folder: Path) -> tuple[Path, Path]:
@@ -99,7 +75,7 @@ def run_case(scene: str, seed: int, folder: Path) -> dict:
     with BagReader(full) as reader:
         start = reader.start_ns
     if scene == "push":
-        release = paddle_release_s(seed)
+        release = last_contact_s("push", "pusher_paddle", DURATION["push"], seed=seed)
         row["paddle_release_s"] = release
         row["prediction_after_release"] = pred.summary(since_ns=start + int(release * 1e9))
     row["_paths"] = _paths(pred, track)

@@ -123,7 +123,8 @@ class PhysicsTrackerNode:
 
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
-        views = self._views(msgs)
+        ahead = (stamp - self._last_stamp) * 1e-9 if self._last_stamp is not None else 0.0
+        views = self._views(msgs, min(max(ahead, 0.0), self.params.max_step_s))
         if self.tracker.started:
             gap = (stamp - self._last_stamp) * 1e-9
             if gap <= 0 or gap > self.params.restart_after_s:
@@ -157,11 +158,13 @@ class PhysicsTrackerNode:
         self.frames += 1
         self._publish(stamp)
 
-    def _views(self, msgs) -> list:
+    def _views(self, msgs, ahead_s: float = 0.0) -> list:
         """(DepthView with instance ids, camera model) per camera: the detector's masks, or the
         objects found in depth and colour.  Once bodies exist, each found object pixel takes the
-        id of the body whose particles are nearest to its point (within ``assign_distance``), so
-        objects that touch or a hand that pushes them are kept apart by what physics predicts."""
+        id of the body whose particles, moved ``ahead_s`` on at their velocities (to the set's
+        time), are nearest to its point (within ``assign_distance``), so objects that touch or a
+        hand that pushes them are kept apart by what physics predicts.  (Without moving them on,
+        a box shoved at 0.9 m/s left its particles 3 cm behind every frame and was lost.)"""
         p = self.params
         if p.use_segmentation:
             return [(DepthView(v.depth, v.instances, v.K, self._in_world(msgs, v)), pin)
@@ -172,7 +175,7 @@ class PhysicsTrackerNode:
         objects = self.finder.update(views, np.array([0.0, 0.0, 1.0]))
         tree = None
         if self.tracker.started:
-            pts, owner = self.tracker.particle_points()
+            pts, owner = self.tracker.particle_points(ahead_s)
             tree = cKDTree(pts)
         out = []
         for k, v in enumerate(views):

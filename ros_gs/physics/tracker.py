@@ -45,7 +45,7 @@ class TrackerConfig(BaseModel):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     in_air_above: float = Field(0.08, gt=0.0, description="an instance whose lowest depth point is higher than this above the support (m) is in the air (falling, held) and is not filled down to it; a camera looking down on a table misses up to ~5 cm of an object's foot (GraspNet's frame), so less would float standing objects")
     velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
-    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides (physics.estimation) and used from then on; false: world.friction for all")
+    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides (physics.estimation) and predictions roll forward with it; tracking keeps world.friction (its drag steadies the visual correction: with a measured 0.16 a pushed box was left 5 deg off, with 0.5 1 deg). False: world.friction for predictions too")
     friction_window_s: float = Field(0.15, gt=0.0, le=2.0, description="the stretch of seen track one friction reading fits (s; 0.15 s: 5 frames at 30 Hz, set on push seed 1)")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
@@ -64,7 +64,7 @@ class ObjectState:
     particles: int
     gaussians: int
     correction: float  # N: the total visual force of the last update
-    friction: float  # its friction on the support in the simulation (measured, or world.friction)
+    friction: float  # its friction on the support in predictions (measured, or world.friction)
 
 
 def merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
@@ -223,9 +223,8 @@ class ObjectTracker:
     def _measure_friction(self) -> None:
         """A friction reading for every body seen sliding on the support touching no other body
         over the last ``friction_window_s`` (its seen centroids: the simulated body's own track
-        slows as the simulation's friction says, so it cannot measure it); the world takes each
-        body's median reading."""
-        cfg, w = self.config, self.world
+        slows as the simulation's friction says, so it cannot measure it)."""
+        cfg = self.config
         pts, owner = self.particle_points()
         for k, i in enumerate(self.ids):
             track = self._seen_track(k, cfg.friction_window_s)
@@ -238,9 +237,12 @@ class ObjectTracker:
             if len(others) and np.isfinite(cKDTree(others).query(mine, distance_upper_bound=1.5 * cfg.spacing)[0]).any():
                 continue  # touching another body: its deceleration is not friction alone
             self.friction.add(k, sliding_friction(*track, gravity=cfg.world.gravity))
-            mu = self.friction.estimate(k)
-            if mu is not None and abs(mu - w.bodies[k].friction) > 1e-3:
-                w.set_friction(k, mu)
+
+    def prediction_friction(self) -> list[float]:
+        """Each body's friction on the support for predictions: measured (``estimate_friction``)
+        once it has slid, else the world's."""
+        measured = [self.friction.estimate(k) if self.config.estimate_friction else None for k in range(len(self.ids))]
+        return [bd.friction if mu is None else mu for bd, mu in zip(self.world.bodies, measured)]
 
     def velocities(self) -> np.ndarray:
         """(B, 6) each body's velocity (centre of mass, angular; world frame) over the last
@@ -268,10 +270,18 @@ class ObjectTracker:
         ang = Rotation.from_matrix(np.einsum("bij,bkj->bik", R1, R0)).as_rotvec() / (t[-1] - t[0])
         return np.concatenate([lin, ang], axis=1)
 
-    def particle_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(P, 3) world particle centres and (P,) the id of the object each belongs to."""
+    def particle_points(self, ahead_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(P, 3) world particle centres and (P,) the id of the object each belongs to; those of
+        a body that moves more than half a particle pitch in ``ahead_s`` seconds are moved on at
+        its :meth:`velocities` (where the next image set should find it).  Why not slower ones:
+        the pixels taken by moved-on particles move the seen centroid, whose slope is the
+        velocity, which moves them further; at rest that loop walked bodies off by 15 cm."""
         poses = self.world.poses()
         pts = [part @ T[:3, :3].T + T[:3, 3] for part, T in zip(self.parts, poses)]
+        if ahead_s > 0.0:
+            vel, com = self.velocities(), self.world.centres_of_mass(poses)
+            pts = [q + ahead_s * (v[:3] + np.cross(v[3:], q - c)) if np.linalg.norm(v[:3]) * ahead_s > self.config.spacing / 2 else q
+                   for q, v, c in zip(pts, vel, com)]
         owner = np.concatenate([np.full(len(q), i) for q, i in zip(pts, self.ids)])
         return np.concatenate(pts), owner
 
@@ -284,20 +294,22 @@ class ObjectTracker:
         poses = self.world.poses() if poses is None else poses
         velocities = self.velocities() if velocities is None else velocities
         r = self.config.spacing / 2
+        friction = self.prediction_friction()
         out = []
         for k, i in enumerate(self.ids):
             part = self.parts[k]
             label, desc = self.names.get(i, ("", ""))
             out.append(ObjectState(i, label, desc, poses[k], velocities[k], part.max(axis=0) - part.min(axis=0) + 2 * r,
-                                   len(part), self._gaussians[k], float(self.corrections[k]), self.world.bodies[k].friction))
+                                   len(part), self._gaussians[k], float(self.corrections[k]), friction[k]))
         return out
 
     def predict(self, horizon_s: float, sample_s: float | None = None, push_id: int | None = None,
                 delta_linear=(0.0, 0.0, 0.0), delta_angular=(0.0, 0.0, 0.0), force=(0.0, 0.0, 0.0),
                 force_duration_s: float = 0.0) -> Rollout:
-        """The world ``horizon_s`` ahead without visual forces (states every ``sample_s``),
-        optionally after pushing the object ``push_id`` (:class:`~ros_gs.physics.prediction.Push`);
-        the tracking state is left as it was."""
+        """The world ``horizon_s`` ahead without visual forces (states every ``sample_s``), with
+        each object's measured friction (:meth:`prediction_friction`), optionally after pushing
+        the object ``push_id`` (:class:`~ros_gs.physics.prediction.Push`); the tracking state and
+        frictions are left as they were."""
         if self.world is None:
             raise InputError("no objects are tracked yet")
         push = None
@@ -306,4 +318,14 @@ class ObjectTracker:
                 raise ConfigError(f"no tracked object {push_id} (tracked: {self.ids})")
             push = Push(self.ids.index(push_id), np.asarray(delta_linear, float), np.asarray(delta_angular, float),
                         np.asarray(force, float), float(force_duration_s))
-        return rollout(self.world, horizon_s, self.config.max_step_s, sample_s, push, self.velocities())
+        tracking = [bd.friction for bd in self.world.bodies]
+        predicting = self.prediction_friction()
+        for k, mu in enumerate(predicting):
+            if mu != tracking[k]:
+                self.world.set_friction(k, mu)
+        try:
+            return rollout(self.world, horizon_s, self.config.max_step_s, sample_s, push, self.velocities())
+        finally:
+            for k, mu in enumerate(tracking):
+                if mu != predicting[k]:
+                    self.world.set_friction(k, mu)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ros_gs.bags.evaluate import evaluate_objects
+from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions
 from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
 from ros_gs.bags.reader import BagReader
 from ros_gs.nodes.physics_tracker import PhysicsTrackerNode
 from ros_gs.runtime.replay import ReplayRuntime
+from ros_gs.sim.contacts import last_contact_s
 from ros_gs.sim.scenes import TABLE_TOP_Z
 
 CAMERAS = ["/cameras/front", "/cameras/left", "/cameras/right"]
@@ -41,8 +42,10 @@ def test_physics_tracker_follows_the_push(push_bag: Path, tmp_path: Path) -> Non
         e, rot = r.position_error_m[:, k], r.rotation_error_deg[:, k]
         print(f"{name}: moved {r.moved_m[k] * 100:.1f} cm; error mean {e.mean() * 100:.2f} cm, max {e.max() * 100:.2f} cm, "
               f"rotation mean {rot.mean():.1f} deg")
-        assert r.moved_m[k] > 0.1  # the paddle pushes the box into the cylinder: both travel
-        assert e.mean() < 0.015 and e.max() < 0.03 and rot.mean() < 5.0
+        assert e.mean() < 0.015 and e.max() < 0.03
+    # the paddle shoves the box 30 cm into the cylinder, which it barely moves (a cylinder's
+    # turn about its axis does not show in its silhouette: only the box's rotation is judged)
+    assert r.moved_m[0] > 0.25 and r.moved_m[1] < 0.02 and r.rotation_error_deg[:, 0].mean() < 5.0
     # the same through the command line, with its plot
     from typer.testing import CliRunner
 
@@ -123,7 +126,7 @@ def test_images_stamped_back_in_time_are_counted_not_lost(push_bag: Path, tmp_pa
 def test_physics_tracker_without_masks_follows_the_push(push_bag: Path, tmp_path: Path) -> None:
     """No segmentation used: the objects are found in depth and colour, and each later pixel goes
     to the nearest predicted body.  The paddle is an object too (it is tracked, not judged); the
-    box and the cylinder are followed through the push (22 and 12 cm) to a couple of cm."""
+    box is followed through the push (30 cm), and the cylinder it hits, to a couple of cm."""
     out = tmp_path / "tracked.mcap"
     rt = ReplayRuntime(push_bag, out, overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z,
                                                                      "world.device": "cpu", "forces.backend": "cpu"}})
@@ -137,14 +140,17 @@ def test_physics_tracker_without_masks_follows_the_push(push_bag: Path, tmp_path
         e = r.position_error_m[:, k]
         print(f"{name}: moved {r.moved_m[k] * 100:.1f} cm; error mean {e.mean() * 100:.2f} cm, max {e.max() * 100:.2f} cm")
         if name in ("red_box", "blue_cylinder"):
-            assert r.moved_m[k] > 0.1 and e.mean() < 0.025 and e.max() < 0.08
+            assert e.mean() < 0.025 and e.max() < 0.08
+    assert r.moved_m[r.names.index("red_box")] > 0.25
 
 
 def test_object_states_predictions_and_what_if(push_bag: Path, tmp_path: Path) -> None:
     """/ros_gs/objects carries each object's id, description, pose, twist and size; every update
     predicts the states 0.5 s ahead (stamped with the time predicted for); ``~/predict`` answers
     "what if": the box, given 0.6 m/s away from the cylinder once the push is over, slides as far
-    as Coulomb friction says (v^2 / 2 mu g, analytic) while the cylinder stays."""
+    as Coulomb friction says (v^2 / 2 mu g, analytic) while the cylinder stays.  The box's
+    friction is measured from its free slide (MuJoCo's 0.15), and the predictions made after the
+    paddle lets go beat "stays where it is" and "keeps its velocity" 3-fold."""
     import numpy as np
 
     from ros_gs.runtime.replay import ServiceCall
@@ -176,8 +182,16 @@ def test_object_states_predictions_and_what_if(push_bag: Path, tmp_path: Path) -
     assert np.allclose([box.extents.x, box.extents.y, box.extents.z], [0.10, 0.08, 0.06], atol=0.025)
     assert np.allclose([cyl.extents.x, cyl.extents.y, cyl.extents.z], [0.08, 0.08, 0.10], atol=0.025)
     assert "box" in box.description and "cm" in cyl.description and box.particles > 20 and box.gaussians > 20
-    mid = states[30].objects[0]  # mid-push: the box moves along +x, and the images correct it
-    assert mid.twist.linear.x > 0.05 and mid.correction > 0.0
+    mid = states[15].objects[0]  # 0.5 s: the box slides along +x at ~0.8 m/s, and the images correct it
+    assert 0.5 < mid.twist.linear.x < 1.1 and mid.correction > 0.0
+    measured = states[-1].objects[0].friction
+    assert abs(measured - 0.15) < 0.05 and states[-1].objects[1].friction == node.tracker.config.world.friction  # the cylinder never slid
+    release = last_contact_s("push", "pusher_paddle", 2.2)
+    with BagReader(push_bag) as reader:
+        start = reader.start_ns
+    after = evaluate_predictions(out, push_bag).summary(since_ns=start + int(release * 1e9))
+    print("predictions after the paddle lets go:", after)
+    assert after["n"] >= 5 and after["gain_over_best_baseline"] > 3.0
     quiet, shoved, unknown, bad = (r.response for r in report.services)
     assert quiet.ok and shoved.ok and not unknown.ok and not bad.ok
     assert "no tracked object 7" in unknown.message and "horizon" in bad.message
@@ -186,5 +200,5 @@ def test_object_states_predictions_and_what_if(push_bag: Path, tmp_path: Path) -
     assert [header_stamp_ns(s) - t0 for s in shoved.states] == [250_000_000, 500_000_000, 750_000_000, 1_000_000_000]
     x = lambda arr, k: arr.objects[k].pose.position.x  # noqa: E731
     slide = x(quiet.states[-1], 0) - x(shoved.states[-1], 0)
-    assert abs(slide - 0.6**2 / (2 * node.tracker.config.world.friction * 9.81)) < 0.01, slide
+    assert abs(slide - 0.6**2 / (2 * measured * 9.81)) < 0.02, slide
     assert abs(x(quiet.states[-1], 1) - x(shoved.states[-1], 1)) < 0.005  # the cylinder is not touched

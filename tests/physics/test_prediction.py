@@ -83,3 +83,23 @@ def test_bad_requests_are_clear_errors(kwargs, match) -> None:
     assert np.array_equal(w.save_state().body_q, before.body_q)
     with pytest.raises(ConfigError, match="does not fit"):
         w.restore_state(world(boxes=((0, 0), (0.3, 0))).save_state())
+
+
+def test_each_body_slides_as_far_as_its_own_friction_says_and_set_friction_changes_it() -> None:
+    """Per-body friction (the tracker sets each object's measured one): two boxes pushed alike
+    slide v^2 / (2 mu g) with their own mu; set_friction changes one and only that one."""
+    w = World(WorldConfig(device="cpu"))
+    for y, mu in ((0.0, 0.15), (0.3, 0.6)):
+        w.add_body(box_particles([HALF] * 3, SPACING), pose((0.0, y, HALF)), mass=MASS, radius=SPACING / 2, friction=mu)
+    w.finalize()
+    v = 0.6
+    push = [Push(k, delta_linear=np.array([v, 0.0, 0.0])) for k in (0, 1)]
+    slid = [rollout(w, 1.0, push=p).poses[-1, k, 0, 3] for k, p in enumerate(push)]
+    assert abs(slid[0] - v**2 / (2 * 0.15 * 9.81)) < 8e-3 and abs(slid[1] - v**2 / (2 * 0.6 * 9.81)) < 5e-3, slid
+    w.set_friction(0, 0.6)
+    assert w.bodies[0].friction == 0.6 and w.bodies[1].friction == 0.6
+    assert abs(rollout(w, 1.0, push=push[0]).poses[-1, 0, 0, 3] - slid[1]) < 3e-3
+    with pytest.raises(ConfigError):
+        w.set_friction(0, -0.1)
+    with pytest.raises(ConfigError):
+        w.set_friction(5, 0.3)
