@@ -67,6 +67,7 @@ import torch
 
 from ros_gs.errors import ConfigError
 from ros_gs.gaussians.spatial_index import as_points
+from ros_gs.sensors.quaternion import matrix_to_wxyz, wxyz_mul
 
 C0 = 0.28209479177387814
 """Zeroth-order real spherical-harmonic constant: colour = 0.5 + C0 * f_dc."""
@@ -743,21 +744,3 @@ class GaussianMap:
         if self._requires_grad:
             out.requires_grad_(True)
         return out
-
-
-def wxyz_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hamilton product of (..., 4) quaternions stored (w, x, y, z)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack((aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw), -1)
-
-
-def matrix_to_wxyz(R: np.ndarray) -> np.ndarray:
-    """(K, 3, 3) rotation matrices -> (K, 4) unit quaternions (w, x, y, z) via scipy."""
-    from scipy.spatial.transform import Rotation
-
-    xyzw = Rotation.from_matrix(R).as_quat()
-    return np.concatenate([xyzw[:, 3:], xyzw[:, :3]], axis=1)

@@ -21,8 +21,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from ros_gs.sensors.quaternion import quat_to_rotmat
 
 EPS2D = 0.3  # low-pass filter added to the 2D covariance (pixels^2)
 EXTEND_MAX = 3.33  # gsplat's largest radius extent, in standard deviations
@@ -37,21 +38,6 @@ class Projected(NamedTuple):
     depths: Tensor  # (N,) camera-frame z of the mean
     radii: Tensor  # (N, 2) int32 (radius_x, radius_y) in pixels, (0, 0) for culled Gaussians
     valid: Tensor  # (N,) bool, both radii > 0
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    """(N, 4) quaternions (w, x, y, z), any norm -> (N, 3, 3) rotation matrices."""
-    q = F.normalize(quats, p=2, dim=-1)
-    w, x, y, z = q.unbind(-1)
-    R = torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    )
-    return R.reshape(q.shape[:-1] + (3, 3))
 
 
 def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:

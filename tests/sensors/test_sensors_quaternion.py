@@ -32,3 +32,20 @@ def test_slerp_nearly_equal_and_opposite_sign() -> None:
     mid = quat_slerp(a, -b.as_quat(), 0.5)  # -q is the same rotation: shorter arc is taken
     assert np.isclose(np.linalg.norm(mid), 1.0)
     assert (Rotation.from_quat(mid).inv() * Rotation.from_quat(a)).magnitude() < 1e-6
+
+
+def test_the_gaussians_wxyz_helpers_agree_with_scipy() -> None:
+    """The batched (w, x, y, z) helpers the Gaussians use: matrix -> quaternion, product and
+    quaternion -> matrix, each against scipy (which stores x, y, z, w)."""
+    import torch
+
+    from ros_gs.sensors.quaternion import matrix_to_wxyz, quat_to_rotmat, wxyz_mul
+
+    a, b = Rotation.random(50, random_state=1), Rotation.random(50, random_state=2)
+    qa = matrix_to_wxyz(a.as_matrix())
+    assert np.allclose(np.abs((qa[:, [1, 2, 3, 0]] * a.as_quat()).sum(axis=1)), 1.0)  # the same rotation (up to sign)
+    qb = torch.as_tensor(matrix_to_wxyz(b.as_matrix()))
+    prod = wxyz_mul(torch.as_tensor(qa), qb).numpy()
+    assert np.allclose(Rotation.from_quat(prod[:, [1, 2, 3, 0]]).as_matrix(), (a * b).as_matrix(), atol=1e-12)
+    scaled = torch.as_tensor(qa * 3.0, dtype=torch.float64)  # any norm: normalised first
+    assert np.allclose(quat_to_rotmat(scaled).numpy(), a.as_matrix(), atol=1e-12)
