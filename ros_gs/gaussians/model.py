@@ -4,7 +4,7 @@ Conventions (fixed; every other module relies on them)
 ------------------------------------------------------
 * All float data is ``torch.float32`` on one device; ids and times are ``torch.int64``.
 * ``quats`` are **w, x, y, z** (scalar first), as gsplat and the INRIA 3DGS PLY
-  (``rot_0..rot_3``) store them.  ROS messages (and ``ros_gs.sensors.quaternion``) use
+  (``rot_0..rot_3``) store them.  ROS messages (and ``ros_gs.quaternion``) use
   x, y, z, w: convert at the boundary.  Stored quaternions are *raw* (the optimiser may
   denormalise them); the ``quats`` property returns them normalised.
 * ``log_scales`` are natural logs of the three standard deviations; ``scales`` = exp.
@@ -67,7 +67,7 @@ import torch
 
 from ros_gs.errors import ConfigError
 from ros_gs.gaussians.spatial_index import as_points
-from ros_gs.sensors.quaternion import matrix_to_wxyz, wxyz_mul
+from ros_gs.quaternion import matrix_to_wxyz, wxyz_mul
 
 C0 = 0.28209479177387814
 """Zeroth-order real spherical-harmonic constant: colour = 0.5 + C0 * f_dc."""

@@ -13,7 +13,7 @@ from scipy.spatial import cKDTree
 from torch import Tensor
 
 from ros_gs.errors import ConfigError
-from ros_gs.sensors.quaternion import matrix_to_wxyz, wxyz_mul
+from ros_gs.quaternion import matrix_to_wxyz, wxyz_mul
 
 
 class GaussianBinding:

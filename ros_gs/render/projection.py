@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ros_gs.sensors.quaternion import quat_to_rotmat
+from ros_gs.quaternion import quat_to_rotmat
 
 EPS2D = 0.3  # low-pass filter added to the 2D covariance (pixels^2)
 EXTEND_MAX = 3.33  # gsplat's largest radius extent, in standard deviations

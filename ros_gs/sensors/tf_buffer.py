@@ -30,7 +30,7 @@ from scipy.spatial.transform import Rotation
 
 from ros_gs.errors import TransformError
 from ros_gs.sensors._util import as_int
-from ros_gs.sensors.quaternion import quat_conj, quat_mul, quat_rotate, quat_slerp, quat_to_matrix
+from ros_gs.quaternion import quat_conj, quat_mul, quat_rotate, quat_slerp, quat_to_matrix
 from ros_gs.sensors.stamps import stamp_to_ns
 
 NS_PER_S = 1_000_000_000

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
-from ros_gs.sensors.quaternion import quat_conj, quat_mul, quat_rotate, quat_slerp, quat_to_matrix
+from ros_gs.quaternion import quat_conj, quat_mul, quat_rotate, quat_slerp, quat_to_matrix
 
 RNG = np.random.default_rng(7)
 QUATS = Rotation.random(20, random_state=3).as_quat()
@@ -39,7 +39,7 @@ def test_the_gaussians_wxyz_helpers_agree_with_scipy() -> None:
     quaternion -> matrix, each against scipy (which stores x, y, z, w)."""
     import torch
 
-    from ros_gs.sensors.quaternion import matrix_to_wxyz, quat_to_rotmat, wxyz_mul
+    from ros_gs.quaternion import matrix_to_wxyz, quat_to_rotmat, wxyz_mul
 
     a, b = Rotation.random(50, random_state=1), Rotation.random(50, random_state=2)
     qa = matrix_to_wxyz(a.as_matrix())
