@@ -11,8 +11,11 @@ source files bit for bit):
   e.g. ``kinect-v1`` for 7-Scenes, whose colour is not registered to depth), else the same K
 - ``/tf_static`` depth -> colour optical frames (the colour camera's extrinsic; identity when
   registered), once, transient-local
-- ``/tf``  ``world`` -> ``camera_depth_optical_frame``: the ground-truth pose (the folder's
-  poses are the depth camera's, as in 7-Scenes' KinectFusion poses)
+- ``/ground_truth/tf``  ``world`` -> ``gt/camera_depth_optical_frame``: the ground-truth pose (the
+  folder's poses are the depth camera's, as in 7-Scenes' KinectFusion poses).  Ground truth only
+  under ``/ground_truth/``, as in ``ros-gs bag from-mujoco`` bags: on ``/tf`` the camera frame
+  would have two parents once a mapper publishes its own estimate (``ros2 bag play`` with a
+  running mapper)
 - ``/ground_truth/pose``  geometry_msgs/PoseStamped, the same pose
 """
 
@@ -38,12 +41,13 @@ log = logging.getLogger("ros_gs.bags")
 WORLD = "world"
 COLOR_FRAME = "camera_color_optical_frame"
 DEPTH_FRAME = "camera_depth_optical_frame"
+GT_FRAME = "gt/" + DEPTH_FRAME  # the true pose of the depth camera (/ground_truth/tf)
 TOPICS = {
     "color": "/camera/color/image_raw",
     "depth": "/camera/depth/image_raw",
     "color_info": "/camera/color/camera_info",
     "depth_info": "/camera/depth/camera_info",
-    "tf": "/tf",
+    "gt_tf": "/ground_truth/tf",
     "tf_static": "/tf_static",
     "gt_pose": "/ground_truth/pose",
 }
@@ -92,19 +96,19 @@ def rgbd_folder_to_bag(
         for i in tqdm(indices, desc="frames", unit="frame", disable=not progress):
             frame = data[i]
             t = frame.stamp_ns
-            # The pose goes first: at equal log times a replay delivers in write order, so a
-            # node can look up the camera pose at an image's stamp when the image arrives.
+            # The pose goes first: at equal log times a replay delivers in write order, so an
+            # evaluator can look up the true pose at an image's stamp when the image arrives.
             if frame.pose_c2w is None:
                 missing_pose += 1
             else:
                 header = make_header(make, t, WORLD)
-                tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, DEPTH_FRAME)])
-                bag.write(TOPICS["tf"], "tf2_msgs/msg/TFMessage", tf, t)
+                tf = make("tf2_msgs/msg/TFMessage", transforms=[matrix_to_transform_stamped(make, frame.pose_c2w, header, GT_FRAME)])
+                bag.write(TOPICS["gt_tf"], "tf2_msgs/msg/TFMessage", tf, t)
                 bag.write(TOPICS["gt_pose"], "geometry_msgs/msg/PoseStamped", matrix_to_pose_stamped(make, frame.pose_c2w, header), t)
             bag.write(TOPICS["color"], "sensor_msgs/msg/Image", numpy_to_image(make, frame.rgb, "rgb8", t, COLOR_FRAME), t, SENSOR_QOS)
             bag.write(TOPICS["depth"], "sensor_msgs/msg/Image", numpy_to_image(make, frame.depth_mm, "16UC1", t, DEPTH_FRAME), t, SENSOR_QOS)
             for key, cam in cams.items():
                 bag.write(TOPICS[key], "sensor_msgs/msg/CameraInfo", camera_to_info(make, cam, t), t)
         if missing_pose:
-            log.warning("%d of %d frames have no pose file: no /tf or /ground_truth/pose for them", missing_pose, n)
+            log.warning("%d of %d frames have no pose file: no ground truth for them", missing_pose, n)
         return dict(bag.counts)

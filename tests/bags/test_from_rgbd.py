@@ -63,14 +63,15 @@ def test_ground_truth_pose_and_camera_info(kitchen_bag: tuple[Path, Path]) -> No
     assert np.allclose(np.reshape(info.k, (3, 3)), np.loadtxt(src / "camera-intrinsics.txt"))
     for i in (0, N - 1):
         want = np.loadtxt(src / f"frame-{i:06d}.pose.txt")
-        tf = by_topic["/tf"][i].transforms[0]
-        assert (tf.header.frame_id, tf.child_frame_id) == ("world", "camera_depth_optical_frame")
+        tf = by_topic["/ground_truth/tf"][i].transforms[0]  # ground truth only under /ground_truth/
+        assert (tf.header.frame_id, tf.child_frame_id) == ("world", "gt/camera_depth_optical_frame")
         t, q = tf.transform.translation, tf.transform.rotation
         assert np.allclose([t.x, t.y, t.z], want[:3, 3], atol=1e-9)
         R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
         assert np.allclose(R, want[:3, :3], atol=1e-3)  # GT rotations are orthonormal to ~1e-4
         p = by_topic["/ground_truth/pose"][i].pose.position
         assert np.allclose([p.x, p.y, p.z], want[:3, 3])
+    assert "/tf" not in by_topic
     static = by_topic["/tf_static"]
     tf = static[0].transforms[0]
     assert len(static) == 1 and (tf.header.frame_id, tf.child_frame_id) == ("camera_depth_optical_frame", "camera_color_optical_frame")
@@ -96,7 +97,7 @@ def test_unregistered_colour_camera(kitchen_dir: Path, tmp_path: Path) -> None:
 def test_bag_info_counts_rates_encodings(kitchen_bag: tuple[Path, Path]) -> None:
     _, out = kitchen_bag
     info = {t.topic: t for t in bag_info(out).topics}
-    for topic in ("/camera/color/image_raw", "/camera/depth/image_raw", "/camera/color/camera_info", "/tf", "/ground_truth/pose"):
+    for topic in ("/camera/color/image_raw", "/camera/depth/image_raw", "/camera/color/camera_info", "/ground_truth/tf", "/ground_truth/pose"):
         assert info[topic].count == N
         assert info[topic].rate_hz == pytest.approx(30.0, rel=1e-6)
     assert info["/camera/color/image_raw"].detail == "rgb8 640x480"
@@ -146,8 +147,22 @@ class PoseProbe:
         self.poses.append((stamp, self.tf.lookup("world", msg.header.frame_id, stamp).matrix))
 
 
-def test_tf_through_the_node_api_matches_ground_truth(kitchen_bag: tuple[Path, Path]) -> None:
-    src, bag = kitchen_bag
+def test_tf_through_the_node_api_matches_ground_truth(kitchen_bag: tuple[Path, Path], tmp_path: Path) -> None:
+    """Driven by the true poses (as a robot's localisation would publish them): the bag's
+    /ground_truth/tf edges put on /tf for the camera frame, looked up through the node API."""
+    from ros_gs.bags.reader import BagReader
+    from ros_gs.bags.writer import BagWriter
+
+    src, gt_bag = kitchen_bag
+    bag = tmp_path / "posed.mcap"
+    with BagReader(gt_bag) as reader, BagWriter(bag) as writer:
+        for raw, msg in reader.messages():
+            if raw.topic == "/ground_truth/tf":
+                for t in msg.transforms:
+                    t.child_frame_id = t.child_frame_id.removeprefix("gt/")
+                writer.write("/tf", raw.msgtype, msg, raw.log_ns)
+            else:
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
     rt = ReplayRuntime(bag, None)
     probe = rt.add_node(PoseProbe)
     report = rt.run()
