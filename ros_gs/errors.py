@@ -25,3 +25,15 @@ class ConfigError(InputError):
 
 class DatasetError(InputError):
     """A dataset folder or capture file is missing pieces or is malformed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT, SIGTERM or SIGHUP arrived (:mod:`ros_gs.runtime.interrupts`): the command stops,
+    closes what it writes (marked partial) and exits ``128 + signum``."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        self.signum = int(signum)
+        self.name = signal.Signals(signum).name
+        super().__init__(self.name)

@@ -30,6 +30,8 @@ class BagInfo:
     end_ns: int
     messages: int
     topics: list[TopicInfo] = field(default_factory=list)
+    #: why the bag stopped early when its writer marked it partial (interrupted, disk full), else None
+    partial: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -41,8 +43,10 @@ class BagInfo:
             f"start:     {self.start_ns * 1e-9:.9f}",
             f"end:       {self.end_ns * 1e-9:.9f}",
             f"messages:  {self.messages}",
-            "topics:",
         ]
+        if self.partial:
+            lines.append(f"PARTIAL:   {self.partial} (the bag is readable but ends early)")
+        lines.append("topics:")
         width = max((len(t.topic) for t in self.topics), default=5)
         twidth = max((len(t.msgtype) for t in self.topics), default=4)
         for t in self.topics:
@@ -74,4 +78,5 @@ def bag_info(path: Path | str) -> BagInfo:
             TopicInfo(s.topic, s.msgtype, s.count, s.rate_hz, _detail(reader, s.topic, s.msgtype)) for s in summaries
         ]
         start, end = (reader.start_ns, reader.end_ns) if any(s.count for s in summaries) else (0, 0)
-    return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics)
+        partial = reader.partial
+    return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics, partial)

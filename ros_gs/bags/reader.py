@@ -101,6 +101,14 @@ class BagReader:
                 log.warning("%s: %s holds %s with a definition that differs from ros_gs's: its messages will be skipped (%s)", self.path, conn.topic, conn.msgtype, err)
 
     @property
+    def partial(self) -> str | None:
+        """Why the bag stopped early, when its writer marked it partial (``ros_gs.partial`` in
+        the metadata's custom_data: an interrupt, a full disk; see :mod:`ros_gs.bags.writer`)."""
+        meta = getattr(getattr(self._reader, "storage", None), "metadata", None)
+        custom = getattr(meta, "custom", None) or {}
+        return custom.get("ros_gs.partial")
+
+    @property
     def start_ns(self) -> int:
         return self._reader.start_time
 

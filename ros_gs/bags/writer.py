@@ -2,11 +2,14 @@
 
 A thin layer over ``rosbags.rosbag2.Writer`` that adds connections on first use, serialises
 with ros_gs's typestore (so our own interfaces work without ROS), and records QoS so latched
-topics replay as transient-local.
+topics replay as transient-local.  A bag whose writing stops on an exception (an interrupt, a
+full disk, a bug) is still closed, so it opens, and is marked partial: ``ros_gs.partial`` in the
+metadata's ``custom_data`` and a ``PARTIAL`` file in the bag folder say why and how much.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,14 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from ros_gs.errors import Interrupted
+from ros_gs.runtime.interrupts import critical
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
 from ros_gs.runtime.typestore import MessageFactory
+
+log = logging.getLogger("ros_gs.bags")
+
+PARTIAL_FILE = "PARTIAL"  # in the bag folder of a bag that stopped early: why, and how much it holds
 
 _STORAGE = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 
@@ -72,16 +81,25 @@ class BagWriter:
         self._open = True
         return self
 
-    def close(self) -> None:
-        if self._open:
-            self._writer.close()
-            self._open = False
+    def close(self, partial: str | None = None) -> None:
+        """Finish the bag (MCAP footer and metadata: readable).  ``partial``: why it stopped
+        early; recorded in the metadata and a ``PARTIAL`` file, and logged with the count."""
+        if not self._open:
+            return
+        self._open = False
+        if partial:
+            self._writer.set_custom_data("ros_gs.partial", partial)
+        self._writer.close()
+        if partial:
+            total = sum(self.counts.values())
+            (self.path / PARTIAL_FILE).write_text(f"partial bag: {partial}; {total} messages written\n")
+            log.warning("%s is partial (%s): %d messages written, readable", self.path, partial, total)
 
     def __enter__(self) -> BagWriter:
         return self.open()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(partial=None if exc is None else stop_reason(exc))
 
     def _connection(self, topic: str, msgtype: str, qos: QoS) -> Connection:
         conn = self._connections.get(topic)
@@ -107,5 +125,15 @@ class BagWriter:
             raise RuntimeError("BagWriter is not open")
         if log_ns < 0:
             raise ValueError(f"negative log time {log_ns} for {topic}")
-        self._writer.write(self._connection(topic, msgtype, qos), int(log_ns), raw)
-        self.counts[topic] += 1
+        with critical():  # a signal waits until the record is whole
+            self._writer.write(self._connection(topic, msgtype, qos), int(log_ns), raw)
+            self.counts[topic] += 1
+
+
+def stop_reason(exc: BaseException) -> str:
+    """Why a bag stopped early, in a few words (for its PARTIAL marker)."""
+    if isinstance(exc, Interrupted):
+        return f"interrupted by {exc.name}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"stopped by {type(exc).__name__}: {exc}"

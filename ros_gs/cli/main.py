@@ -7,6 +7,7 @@ and exit code 2, never a traceback.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +16,7 @@ import typer
 import yaml
 
 from ros_gs.errors import DatasetError, InputError
+from ros_gs.runtime import interrupts
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ros_gs: Gaussian-splatting world model tools")
 bag_app = typer.Typer(no_args_is_help=True, help="Make and inspect rosbag2 files (no ROS needed).")
@@ -518,15 +520,25 @@ def nodes(
 
 def main() -> None:
     """Console entry: typer app with bad input turned into one clean error line.  Exit codes:
-    0 done, 1 errors during the run (or nothing found), 2 bad input, 130 interrupted."""
+    0 done, 1 errors during the run (or nothing found, or a file could not be written), 2 bad
+    input, 128 + signal when interrupted (130 SIGINT, 143 SIGTERM, 129 SIGHUP; a bag being
+    written is closed, readable and marked partial)."""
+    interrupts.install()
     try:
         # without standalone mode click returns a command's typer.Exit code instead of exiting
         code = app(standalone_mode=False)
+        if interrupts.last_signal is not None:  # typer turned our Interrupted into exit code 130
+            raise KeyboardInterrupt
     except (InputError, FileExistsError, FileNotFoundError) as err:
         typer.echo(f"error: {err}", err=True)
         sys.exit(2)
-    except typer.Abort:
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        signum = interrupts.last_signal or signal.SIGINT
+        typer.echo(f"interrupted by {signal.Signals(signum).name}", err=True)
+        sys.exit(128 + signum)
+    except OSError as err:  # a read-only folder, a full disk, a permission: one line naming the path
+        typer.echo(f"error: {err}", err=True)
+        sys.exit(1)
     except typer.Exit as err:
         sys.exit(err.exit_code)
     except Exception as err:

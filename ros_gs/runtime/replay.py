@@ -30,7 +30,7 @@ import yaml
 from tqdm import tqdm
 
 from ros_gs.bags.reader import BagReader
-from ros_gs.bags.writer import BagWriter
+from ros_gs.bags.writer import BagWriter, stop_reason
 from ros_gs.errors import ConfigError, InputError
 from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, check_timer_period, srv_parts
 from ros_gs.runtime.params import load_params
@@ -342,7 +342,11 @@ class ReplayRuntime:
                         if callable(getattr(node, "flush", None)):
                             ctx.guard("flush", node.flush)()
                     self._run_events_until(self.now_ns, wall0, start)
-            finally:
+            except BaseException as exc:  # interrupted, disk full, a bug: the output stays readable, marked partial
+                if self._writer is not None:
+                    self._writer.close(partial=stop_reason(exc))
+                raise
+            else:
                 if self._writer is not None:
                     self._writer.close()
         for k in sorted(pending_calls):
