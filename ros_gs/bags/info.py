@@ -80,3 +80,40 @@ def bag_info(path: Path | str) -> BagInfo:
         start, end = (reader.start_ns, reader.end_ns) if any(s.count for s in summaries) else (0, 0)
         partial = reader.partial
     return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics, partial)
+
+
+def check_bag(path: Path | str) -> tuple[int, list[str]]:
+    """(number of problems, report lines): every MCAP chunk's CRC (:mod:`ros_gs.bags.integrity`)
+    and every message decoded.  A chunk without a CRC (bags from other writers) is reported,
+    not counted as a problem."""
+    from ros_gs.bags.integrity import check_chunks
+
+    path = Path(path)
+    files = sorted(path.glob("*.mcap")) if path.is_dir() else [path] if path.suffix == ".mcap" else []
+    problems, lines = 0, []
+    for f in files:
+        try:
+            c = check_chunks(f)
+        except InputError as err:
+            problems += 1
+            lines.append(f"check: {err}")
+            continue
+        problems += len(c.bad)
+        lines += [f"check: {f.name}: {b}" for b in c.bad]
+        lines.append(f"check: {f.name}: {c.chunks} chunks, {c.chunks - c.without_crc - len(c.bad)} CRCs match, "
+                     f"{len(c.bad)} do not, {c.without_crc} without a CRC")
+    if not files:
+        lines.append("check: no MCAP file (sqlite3 storage has no chunk CRCs): messages only")
+    undecodable = 0
+    try:
+        with BagReader(path) as reader:
+            for raw in reader.raw_messages():
+                try:
+                    reader.decode(raw)
+                except InputError:
+                    undecodable += 1
+    except Exception as err:  # rosbags' own CRC check or a torn record: damage, named
+        lines.append(f"check: reading the messages failed: {type(err).__name__}: {err}")
+        return problems + 1, lines
+    lines.append(f"check: {undecodable} messages could not be decoded" if undecodable else "check: every message decodes")
+    return problems + undecodable, lines

@@ -4,7 +4,8 @@ A thin layer over ``rosbags.rosbag2.Writer`` that adds connections on first use,
 with ros_gs's typestore (so our own interfaces work without ROS), and records QoS so latched
 topics replay as transient-local.  A bag whose writing stops on an exception (an interrupt, a
 full disk, a bug) is still closed, so it opens, and is marked partial: ``ros_gs.partial`` in the
-metadata's ``custom_data`` and a ``PARTIAL`` file in the bag folder say why and how much.
+metadata's ``custom_data`` and a ``PARTIAL`` file in the bag folder say why and how much.  Every
+MCAP chunk carries its CRC (:mod:`ros_gs.bags.integrity`), so corruption reads as corruption.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rosbags.interfaces import (
 )
 from rosbags.rosbag2 import StoragePlugin, Writer
 
+from ros_gs.bags.integrity import fill_chunk_crcs
 from ros_gs.errors import Interrupted
 from ros_gs.runtime.interrupts import critical
 from ros_gs.runtime.qos import DEFAULT_QOS, QoS
@@ -90,6 +92,8 @@ class BagWriter:
         if partial:
             self._writer.set_custom_data("ros_gs.partial", partial)
         self._writer.close()
+        for mcap in sorted(self.path.glob("*.mcap")):  # rosbags leaves the chunk CRCs at 0
+            fill_chunk_crcs(mcap)
         if partial:
             total = sum(self.counts.values())
             (self.path / PARTIAL_FILE).write_text(f"partial bag: {partial}; {total} messages written\n")

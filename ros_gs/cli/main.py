@@ -113,12 +113,27 @@ def bag_from_mujoco(
 def bag_info_cmd(
     bag: Annotated[Path, typer.Argument(help="rosbag2 folder or .mcap/.db3 file")],
     json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    check: Annotated[bool, typer.Option("--check", help="verify every MCAP chunk's CRC and decode every message (exit 1 on damage)")] = False,
 ) -> None:
     """Topics, types, counts, rates and image encodings of a bag."""
-    from ros_gs.bags.info import bag_info
+    from ros_gs.bags.info import bag_info, check_bag
 
-    info = bag_info(bag)
-    typer.echo(info.to_json() if json_out else info.table())
+    if not check:
+        info = bag_info(bag)
+        typer.echo(info.to_json() if json_out else info.table())
+        return
+    try:
+        info = bag_info(bag)
+        typer.echo(info.to_json() if json_out else info.table())
+    except InputError as err:  # damaged: say where
+        typer.echo(f"error: {err}", err=True)
+    if not bag.exists():
+        raise InputError(f"no bag at {bag}")
+    problems, lines = check_bag(bag)
+    for line in lines:
+        typer.echo(line)
+    if problems:
+        raise typer.Exit(1)
 
 
 def _parse_sets(sets: list[str]) -> dict[str, dict[str, object]]:
