@@ -30,6 +30,8 @@ from ros_gs.physics.prediction import Push, Rollout, rollout
 from ros_gs.physics.visual_forces import Appearance, Observation, VisualForceConfig, drag_forces, visual_forces
 from ros_gs.physics.world import World, WorldConfig
 
+GAIN_DENSITY = 500.0  # kg/m^3: the density the visual-force gain was set at (push seed 0)
+
 # code colours of bodies 0, 1, ... (the renderer compares them with the instance images)
 CODES = np.array([[1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0.5, 0], [0.5, 0, 1]], float)
 
@@ -39,6 +41,7 @@ class TrackerConfig(BaseModel):
 
     spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
     density: float = Field(500.0, gt=0.0, description="kg/m^3: a body's mass is its particle volume (spacing^3 each) times this")
+    mass_scaled_forces: bool = Field(True, description="the visual forces scale with density / 500 (the density the gain was set at), so the images correct the bodies' motion by acceleration whatever mass they are given: with the density x3 the push was lost (26 cm) without this")
     min_points: int = Field(30, ge=1, description="instances with fewer depth points on the first set are not tracked (a counted skip)")
     max_objects: int = Field(8, ge=1, le=len(CODES), description="at most this many instances (the lowest ids) are tracked")
     gaussian_spacing: float = Field(0.008, gt=0.0, description="the points become Gaussians on a voxel grid of this pitch (m)")
@@ -195,6 +198,8 @@ class ObjectTracker:
         n = max(1, math.ceil(dt / cfg.max_step_s))
         pull, _ = visual_forces(self.world, self.binding, self.appearance, observations,
                                 cfg.forces.model_copy(update={"damping": 0.0}))
+        if cfg.mass_scaled_forces:
+            pull = pull * (cfg.density / GAIN_DENSITY)
         self.corrections = np.array([np.linalg.norm(pull[bd.start:bd.stop].sum(axis=0)) for bd in self.world.bodies])
         for _ in range(n):
             forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n)
@@ -226,12 +231,18 @@ class ObjectTracker:
         slows as the simulation's friction says, so it cannot measure it)."""
         cfg = self.config
         pts, owner = self.particle_points()
+        vel = self.velocities()
         for k, i in enumerate(self.ids):
             track = self._seen_track(k, cfg.friction_window_s)
             if track is None or len(track[0]) < 4:
                 continue
             mine = pts[owner == i]
             if mine[:, 2].min() - cfg.world.ground_height > cfg.spacing:  # not on the support
+                continue
+            # rolling (a ball, a can on its side, a tumbling box) slows by less than friction:
+            # its turn about a horizontal axis carries its foot along (v = w r when it rolls)
+            half_height = 0.5 * (np.ptp(mine[:, 2]) + cfg.spacing)
+            if np.linalg.norm(vel[k, 3:5]) * half_height > 0.3 * np.linalg.norm(vel[k, :2]):
                 continue
             others = pts[owner != i]
             if len(others) and np.isfinite(cKDTree(others).query(mine, distance_upper_bound=1.5 * cfg.spacing)[0]).any():
