@@ -4,8 +4,11 @@ sensor_msgs/Imu conventions kept here: a covariance whose element 0 is -1 means 
 quantity is not provided"; all zeros means "covariance unknown".  The orientation is
 ``None`` when ``orientation_covariance[0] == -1`` and also when the quaternion is all
 zeros (drivers without orientation often forget the -1 marker, and a zero quaternion is
-no rotation at all).  Angular velocity and linear acceleration must be finite: a NaN there
-would silently poison any integration downstream, so it is a SensorDataError.
+no rotation at all).  Angular velocity and linear acceleration must be finite and plausible: a
+NaN there would silently poison any integration downstream, and ten samples of 1e6 m/s^2 put
+LiDAR odometry 19,645 km off, so either is a SensorDataError (a counted skip in a node).
+Plausible: up to ``MAX_ACCEL`` and ``MAX_GYRO``, above the full scale of the MEMS IMUs robots
+carry (16 g and 2000 deg/s), which clip there.
 Covariances are passed through unchanged (markers included) as 3x3 arrays.
 """
 
@@ -20,6 +23,10 @@ from ros_gs.errors import SensorDataError
 from ros_gs.sensors._util import float_array
 from ros_gs.sensors.poses import vector3_from_msg, vector3_to_msg
 from ros_gs.sensors.stamps import Make, make_header, stamp_to_ns
+
+
+MAX_ACCEL = 200.0  # m/s^2 (about 20 g)
+MAX_GYRO = 40.0  # rad/s (about 2300 deg/s)
 
 
 def _zeros33() -> np.ndarray:
@@ -64,8 +71,9 @@ class ImuSample:
         return bool(self.linear_acceleration_covariance[0, 0] != -1.0)
 
 
-def imu_from_msg(msg: Any) -> ImuSample:
-    """An :class:`ImuSample` from a ``sensor_msgs/Imu`` (see module docstring)."""
+def imu_from_msg(msg: Any, max_accel: float = MAX_ACCEL, max_gyro: float = MAX_GYRO) -> ImuSample:
+    """An :class:`ImuSample` from a ``sensor_msgs/Imu`` (see module docstring); SensorDataError
+    when its acceleration (m/s^2) or rate (rad/s) exceeds ``max_accel`` or ``max_gyro``."""
     o_cov = float_array(msg.orientation_covariance, (3, 3), "IMU orientation_covariance")
     q = msg.orientation
     orientation: Any = [q.x, q.y, q.z, q.w]
@@ -75,7 +83,7 @@ def imu_from_msg(msg: Any) -> ImuSample:
         quat = float_array(orientation, (4,), "IMU orientation")
         if not np.any(quat):
             orientation = None
-    return ImuSample(
+    sample = ImuSample(
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=str(msg.header.frame_id),
         orientation=orientation,
@@ -85,6 +93,11 @@ def imu_from_msg(msg: Any) -> ImuSample:
         angular_velocity_covariance=msg.angular_velocity_covariance,
         linear_acceleration_covariance=msg.linear_acceleration_covariance,
     )
+    accel, gyro = float(np.linalg.norm(sample.linear_acceleration)), float(np.linalg.norm(sample.angular_velocity))
+    if accel > max_accel or gyro > max_gyro:
+        raise SensorDataError(f"IMU sample at {sample.stamp_ns} ns is implausible: |a| = {accel:.3g} m/s^2 "
+                              f"(max {max_accel:g}), |w| = {gyro:.3g} rad/s (max {max_gyro:g})")
+    return sample
 
 
 def imu_to_msg(make: Make, sample: ImuSample) -> Any:

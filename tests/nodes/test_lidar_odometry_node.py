@@ -64,8 +64,9 @@ def test_lidar_odometry_node_on_walkthrough(walkthrough_bag: Path, tmp_path: Pat
 
 
 def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
-    """A scan without x/y/z, a scan older than the last, an oversized scan and a NaN gyro
-    sample are each a counted skip; the node keeps publishing for the good scans."""
+    """A scan without x/y/z, a scan older than the last, an oversized scan, a NaN gyro sample
+    and ten implausible accelerometer samples are each a counted skip; the node keeps publishing
+    for the good scans."""
     from ros_gs.bags.writer import BagWriter
     from ros_gs.nodes.lidar_odometry import LidarOdometryNode
     from ros_gs.sensors.imu import ImuSample, imu_to_msg
@@ -95,6 +96,9 @@ def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
         imu = imu_to_msg(make, ImuSample(t0 + 10_000_000, "imu", None, np.zeros(3), np.zeros(3)))
         imu.angular_velocity.x = float("nan")  # a corrupt sample from the driver
         w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 10_000_000)
+        for k in range(10):  # implausible: 1e6 m/s^2 (it once put the odometry 19,645 km off)
+            imu = imu_to_msg(make, ImuSample(t0 + 11_000_000 + k * 100_000, "imu", None, np.zeros(3), [1e6, 0.0, 9.81]))
+            w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 11_000_000 + k * 100_000)
         # a good sample, but no TF links "imu" to "lidar": the scans go on without the IMU, counted
         imu = imu_to_msg(make, ImuSample(t0 + 20_000_000, "imu", None, np.zeros(3), [0.0, 0.0, 9.81]))
         w.write("/imu/data", "sensor_msgs/msg/Imu", imu, t0 + 20_000_000)
@@ -102,7 +106,7 @@ def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
     node = rt.add_node(LidarOdometryNode)
     report = rt.run()
     assert not report.errors, report.errors
-    assert sum(report.skipped.values()) == 4, report.skipped
+    assert sum(report.skipped.values()) == 14, report.skipped
     assert node.scans == 2 and node.imu_without_tf == 1  # the first scan came before any IMU sample
     with BagReader(tmp_path / "out.mcap") as reader:
         odom = [m for _, m in reader.messages(["/ros_gs/odom"])]

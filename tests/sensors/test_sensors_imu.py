@@ -95,3 +95,14 @@ def test_sample_rejects_zero_quaternion_and_bad_shapes():
         ImuSample(0, "imu", orientation=[0, 0, 0, 0], angular_velocity=[0, 0, 0], linear_acceleration=[0, 0, 0])
     with pytest.raises(SensorDataError, match="3 values"):
         ImuSample(0, "imu", orientation=None, angular_velocity=[0, 0], linear_acceleration=[0, 0, 0])
+
+
+def test_implausible_samples_are_refused() -> None:
+    """Beyond any MEMS IMU's full scale (a driver's garbage): a SensorDataError, a counted skip
+    in the nodes; a hard but real 15 g knock passes."""
+    make = MessageFactory()
+    ok = imu_to_msg(make, ImuSample(1, "imu", None, [0.0, 0.0, 30.0], [0.0, 0.0, 15 * 9.81]))
+    assert imu_from_msg(ok).linear_acceleration[2] == pytest.approx(15 * 9.81)
+    for w, a in (([0.0, 0.0, 0.0], [1e6, 0.0, 9.81]), ([100.0, 0.0, 0.0], [0.0, 0.0, 9.81])):
+        with pytest.raises(SensorDataError, match="implausible"):
+            imu_from_msg(imu_to_msg(make, ImuSample(1, "imu", None, w, a)))
