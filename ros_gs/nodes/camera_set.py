@@ -19,7 +19,7 @@ from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_STATIC_QOS
 from ros_gs.semantics.instances import DepthView
 from ros_gs.sensors.camera import PinholeCamera, camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy
-from ros_gs.sensors.stamps import header_stamp_ns
+from ros_gs.sensors.stamps import check_not_ahead, header_stamp_ns
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
 
@@ -66,6 +66,7 @@ class CameraSetInput:
 
     def _on_message(self, index: int, msg) -> None:
         stamp = header_stamp_ns(msg)
+        check_not_ahead(stamp, self._ctx.now_ns(), self._topics[index])
         newest = self.sync.newest_emitted_ns
         if self._fence is not None:
             # after a jump back, late messages of the old timeline (far ahead of the new one) would

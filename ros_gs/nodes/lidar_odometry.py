@@ -43,7 +43,7 @@ from ros_gs.sensors.image import image_to_numpy
 from ros_gs.sensors.imu import imu_from_msg
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, scan_arrays
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat
-from ros_gs.sensors.stamps import header_stamp_ns, make_header
+from ros_gs.sensors.stamps import check_not_ahead, header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
 
@@ -60,6 +60,7 @@ class _Scan:
 class LidarOdometryNodeParams(NodeParams):
     points_topic: str = Field("/lidar/points", description="sensor_msgs/PointCloud2 with x, y, z (and t: seconds after the stamp)")
     imu_topic: str = Field("/imu/data", description="sensor_msgs/Imu fused with the scans ('' = LiDAR only)")
+    max_future_s: float = Field(1.0, gt=0.0, description="a scan stamped more than this ahead of the node's clock is a counted skip (one scan stamped in 2038 made the 9 after it 'older than the last')")
     odom_topic: str = Field("/ros_gs/odom", description="nav_msgs/Odometry, one per scan")
     odom_frame: str = Field("odom", description="frame of published poses (the first scan's LiDAR frame)")
     publish_tf: bool = Field(True, description="publish odom_frame -> LiDAR frame on /tf")
@@ -137,6 +138,7 @@ class LidarOdometryNode:
     def on_scan(self, msg) -> None:
         p = self.params
         stamp = header_stamp_ns(msg)
+        check_not_ahead(stamp, self.ctx.now_ns(), p.points_topic, p.max_future_s)
         newest = self._pending.stamp if self._pending is not None else self._last_stamp
         if newest is not None and stamp <= newest:
             raise SensorDataError(f"{p.points_topic}: scan at {stamp} ns is not newer than the last ({newest} ns)")

@@ -37,7 +37,7 @@ from ros_gs.sensors.camera import camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy, numpy_to_image
 from ros_gs.sensors.pointcloud2 import array_to_pointcloud2, scan_arrays
 from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, matrix_to_xyz_quat, pose_msg_to_matrix
-from ros_gs.sensors.stamps import header_stamp_ns, make_header
+from ros_gs.sensors.stamps import check_not_ahead, header_stamp_ns, make_header
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
 
@@ -107,7 +107,7 @@ class MapperNode:
         self.points = {"scans": 0, "gaussians": 0}
         if p.points_topic:
             ctx.create_subscription("sensor_msgs/msg/PointCloud2", p.points_topic, self.on_points, SENSOR_QOS)
-        topics = [topic for _, topic in inputs]  # every frame the sync drops is counted under its topic
+        self.sync_topics = topics = [topic for _, topic in inputs]  # every frame the sync drops is counted under its topic
         self.sync = ApproximateTimeSync(len(inputs), int(p.sync_slop_s * 1e9), queue_size=10,
                                         on_drop=lambda i, why: ctx.count_skip(topics[i], f"dropped by the time sync: {why}"))
         self.odom = ctx.create_publisher("nav_msgs/msg/Odometry", p.odom_topic)
@@ -123,7 +123,9 @@ class MapperNode:
 
     # -- input ---------------------------------------------------------------------------------
     def on_message(self, index: int, msg) -> None:
-        for msgs in self.sync.add(index, header_stamp_ns(msg), msg):
+        stamp = header_stamp_ns(msg)
+        check_not_ahead(stamp, self.ctx.now_ns(), self.sync_topics[index])
+        for msgs in self.sync.add(index, stamp, msg):
             if not self.params.odom_prior_topic:
                 self.on_frame(*msgs)
                 continue

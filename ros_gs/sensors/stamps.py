@@ -59,3 +59,15 @@ def header_stamp_ns(msg: Any) -> int:
     except AttributeError:
         raise SensorDataError(f"{type(msg).__name__} has no header.stamp") from None
     return stamp_to_ns(stamp)
+
+
+MAX_AHEAD_S = 1.0  # how far a stamp may be ahead of the node's clock before it is a glitch
+
+
+def check_not_ahead(stamp_ns: int, now_ns: int, what: str, max_ahead_s: float = MAX_AHEAD_S) -> None:
+    """SensorDataError when ``stamp_ns`` is more than ``max_ahead_s`` ahead of the clock
+    ``now_ns`` (a clock glitch in a driver: as the newest stamp, one message stamped in 2038 made
+    every later one "older than the last", and 5-9 frames or scans were dropped).  No check
+    while the clock reads 0 (simulated time before its first /clock)."""
+    if now_ns > 0 and (stamp_ns - now_ns) * 1e-9 > max_ahead_s:
+        raise SensorDataError(f"{what}: stamped {(stamp_ns - now_ns) * 1e-9:.3g} s ahead of the clock (max {max_ahead_s:g} s)")

@@ -64,7 +64,7 @@ def test_lidar_odometry_node_on_walkthrough(walkthrough_bag: Path, tmp_path: Pat
 
 
 def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
-    """A scan without x/y/z, a scan older than the last, an oversized scan, a NaN gyro sample
+    """A scan without x/y/z, a scan from the future, a scan older than the last, an oversized scan, a NaN gyro sample
     and ten implausible accelerometer samples are each a counted skip; the node keeps publishing
     for the good scans."""
     from ros_gs.bags.writer import BagWriter
@@ -90,6 +90,7 @@ def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
 
         scan(good, t0)
         scan(no_xyz, t0 + 100_000_000)
+        scan(good, t0 + 3600 * 10**9, log=t0 + 120_000_000)  # stamped an hour ahead: must not make the next "old"
         scan(good, t0 + 200_000_000)
         scan(good, t0 + 150_000_000, log=t0 + 250_000_000)  # arrives later, stamped earlier: time went backwards
         scan(np.tile(good, 2), t0 + 300_000_000)  # 6000 points > max_points below
@@ -106,7 +107,7 @@ def test_bad_scans_and_imu_samples_are_counted_skips(tmp_path: Path) -> None:
     node = rt.add_node(LidarOdometryNode)
     report = rt.run()
     assert not report.errors, report.errors
-    assert sum(report.skipped.values()) == 14, report.skipped
+    assert sum(report.skipped.values()) == 15, report.skipped
     assert node.scans == 2 and node.imu_without_tf == 1  # the first scan came before any IMU sample
     with BagReader(tmp_path / "out.mcap") as reader:
         odom = [m for _, m in reader.messages(["/ros_gs/odom"])]

@@ -230,3 +230,29 @@ def test_gyroscope_rotation_prior_on_walkthrough(tmp_path: Path) -> None:
     off = np.linalg.norm(rel[:3, 3] - true[:3, 3])
     print(f"IMU motion over {(b - a) * 1e-9:.3f} s: {moved * 100:.2f} cm, off by {off * 1000:.2f} mm")
     assert moved > 0.01 and off < 0.1 * moved  # measured 0.69 of 14.9 mm
+
+
+def test_a_frame_stamped_in_2038_is_one_counted_skip(kitchen_bag: Path, tmp_path: Path) -> None:
+    """One frame whose stamps a glitching driver put in 2038: its messages are counted skips
+    (stamped ahead of the clock), and every other frame is mapped (as the newest stamp it once
+    made the next 5 frames "older than the last")."""
+    glitch = tmp_path / "glitch.mcap"
+    t0 = min_stamp(kitchen_bag)
+    bad = t0 + 4 * 33_333_333  # the 5th frame
+    with BagReader(kitchen_bag) as reader, BagWriter(glitch) as writer:
+        for raw, msg in reader.messages():
+            if raw.log_ns >= t0 + 400_000_000:
+                break
+            if raw.topic.startswith("/camera/") and abs(header_stamp_ns(msg) - bad) < 1_000_000:
+                msg.header.stamp.sec = 2_145_000_000  # 2037-12-21
+                writer.write(raw.topic, raw.msgtype, msg, raw.log_ns)
+            else:
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    rt = ReplayRuntime(glitch, tmp_path / "out.mcap", overrides={"mapper": UNREGISTERED})
+    node = rt.add_node(MapperNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    ahead = {topic: n for (name, topic, kind), n in report.skipped.items() if name == "mapper" and kind == "SensorDataError"}
+    assert sum(ahead.values()) == 4 and set(ahead) == {"/camera/color/image_raw", "/camera/depth/image_raw",
+                                                         "/camera/color/camera_info", "/camera/depth/camera_info"}, report.skipped
+    assert node.frames == 11  # 12 frames in 0.4 s, all but the glitch
