@@ -237,8 +237,13 @@ def scan_arrays(msg: Any, topic: str, max_points: int) -> tuple[np.ndarray, np.n
     names = cloud.dtype.names or ()
     if not {"x", "y", "z"} <= set(names):
         raise SensorDataError(f"{topic}: PointCloud2 without x, y, z fields ({names})")
-    pts = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1).astype(np.float64)
-    t = cloud["t"].astype(np.float64) if "t" in names else None
+    pts = xyz_from_cloud(cloud, skip_nans=False).astype(np.float64)  # checks x, y, z are scalar numbers
+    t = None
+    if "t" in names:
+        kind = cloud.dtype.fields["t"][0]
+        if kind.subdtype is not None or kind.kind not in "iuf":
+            raise SensorDataError(f"{topic}: the per-point time t must be one number per point, got {kind}")
+        t = cloud["t"].astype(np.float64).reshape(-1)
     finite = np.isfinite(pts).all(axis=1) & (np.isfinite(t) if t is not None else True)
     intensity = None
     if "intensity" in names and cloud["intensity"].ndim == 1:
