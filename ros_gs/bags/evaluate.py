@@ -153,19 +153,50 @@ class ObjectTrackEval:
     names: list[str]  # ground-truth object of each id (the nearest at the first stamp, one to one)
     stamps: np.ndarray  # (T,) ns
     position_error_m: np.ndarray  # (T, K) |object origin carried by the estimated motion - true origin|
-    rotation_error_deg: np.ndarray  # (T, K) angle of (R_est(t) R_est(0)^T)^T R_gt(t) R_gt(0)^T
+    rotation_error_deg: np.ndarray  # (T, K) angle of (R_est(t) R_est(0)^T)^T R_gt(t) R_gt(0)^T, modulo the shape's symmetry (see _symmetric_rotation_error); NaN for a sphere
     moved_m: np.ndarray  # (K,) true displacement at the last stamp
 
 
-def _gt_object_names(gt_bag: Path | str) -> list[str]:
-    """The true objects' names of a ``ros-gs bag from-mujoco`` bag (its /ground_truth/objects)."""
+def _gt_objects(gt_bag: Path | str) -> list[dict]:
+    """The true objects of a ``ros-gs bag from-mujoco`` bag (its /ground_truth/objects: name,
+    shape, size, ...)."""
     import json
 
     with BagReader(gt_bag) as reader:
         payloads = [m.data for _, m in reader.messages(["/ground_truth/objects"])]
     if not payloads:
         raise DatasetError(f"{gt_bag} has no /ground_truth/objects (not a `ros-gs bag from-mujoco` bag?)")
-    return [o["name"] for o in json.loads(payloads[0])["objects"]]
+    return list(json.loads(payloads[0])["objects"])
+
+
+def _gt_object_names(gt_bag: Path | str) -> list[str]:
+    return [o["name"] for o in _gt_objects(gt_bag)]
+
+
+_HALF_TURNS = np.array([np.eye(3), np.diag([1.0, -1.0, -1.0]), np.diag([-1.0, 1.0, -1.0]), np.diag([-1.0, -1.0, 1.0])])
+
+
+def _angle_deg(R: np.ndarray) -> np.ndarray:
+    return np.degrees(np.arccos(np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)))
+
+
+def _symmetric_rotation_error(r_est: np.ndarray, r_gt: np.ndarray, R0: np.ndarray, shape: str) -> np.ndarray:
+    """(T,) degrees between the estimated and true motions since the first stamp (r_*: (T, 3, 3)),
+    up to what no image of the uniformly coloured shape can tell apart (R0: its true first
+    orientation): a sphere's is NaN (every rotation looks alike), a cylinder's or capsule's only
+    the tilt of its axis (local z) counts, a box's or ellipsoid's half-turns about its own axes
+    look alike; other shapes (the mug with its handle) count whole."""
+    if shape == "sphere":
+        return np.full(len(r_est), np.nan)
+    if shape in ("cylinder", "capsule"):
+        axis = R0[:, 2]
+        a, b = r_est @ axis, r_gt @ axis
+        return np.degrees(np.arccos(np.clip(np.einsum("ti,ti->t", a, b), -1.0, 1.0)))
+    group = _HALF_TURNS if shape in ("box", "ellipsoid") else _HALF_TURNS[:1]
+    # the true motion could as well have been r_gt R0 G R0^T for any G of the shape's symmetries
+    alike = np.einsum("ij,gjk,lk->gil", R0, group, R0)
+    rel = np.einsum("tji,tjk,gkl->tgil", r_est, r_gt, alike)
+    return _angle_deg(rel).min(axis=1)
 
 
 def _match_tracked(tracked: dict[int, dict[int, np.ndarray]], names: list[str], gt, max_m: float = 0.1):
@@ -194,7 +225,9 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
     10 cm: ids found in sensor data need not be MuJoCo's).  The tracker's body frames start where its
     first points were, so motions since the first matched stamp are compared, not poses: the true
     object origin at the first stamp, moved by the estimated motion, against the true origin."""
-    names = _gt_object_names(gt_bag)
+    objects = _gt_objects(gt_bag)
+    names = [o["name"] for o in objects]
+    shapes = {o["name"]: o.get("shape", "") for o in objects}
     tracked: dict[int, dict[int, np.ndarray]] = {}
     with BagReader(tracked_bag) as reader:
         for _, msg in reader.messages(["/tf"]):
@@ -227,10 +260,10 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
     dpos = carried - G[:, :, :3, 3]
     r_est = np.einsum("tkij,kjl->tkil", E[:, :, :3, :3], np.transpose(E[0, :, :3, :3], (0, 2, 1)))
     r_gt = np.einsum("tkij,kjl->tkil", G[:, :, :3, :3], np.transpose(G[0, :, :3, :3], (0, 2, 1)))
-    rel = np.einsum("tkji,tkjl->tkil", r_est, r_gt)
-    cos = np.clip((np.trace(rel, axis1=2, axis2=3) - 1) / 2, -1.0, 1.0)
+    rot = np.stack([_symmetric_rotation_error(r_est[:, k], r_gt[:, k], G[0, k, :3, :3], shapes.get(matched[i], ""))
+                    for k, i in enumerate(ids)], axis=1)
     return ObjectTrackEval(ids, [matched[i] for i in ids], np.array(kept), np.linalg.norm(dpos, axis=2),
-                           np.degrees(np.arccos(cos)), np.linalg.norm(G[-1, :, :3, 3] - G[0, :, :3, 3], axis=1))
+                           rot, np.linalg.norm(G[-1, :, :3, 3] - G[0, :, :3, 3], axis=1))
 
 
 @dataclass
@@ -251,6 +284,8 @@ class PredictionEval:
     predicted_m: np.ndarray  # (N,) position error of the prediction
     stays_m: np.ndarray  # (N,) ... of "it stays where it is"
     velocity_m: np.ndarray  # (N,) ... of "it keeps its velocity"
+    true_xyz: np.ndarray  # (N, 3) where that point truly is at the target stamp (world)
+    predicted_xyz: np.ndarray  # (N, 3) where the prediction puts it
 
     def summary(self, moving_m: float = 0.01, since_ns: int | None = None) -> dict:
         """Medians over the rows where the object truly moved more than ``moving_m`` between the
@@ -317,13 +352,14 @@ def evaluate_predictions(tracked_bag: Path | str, gt_bag: Path | str, states_top
                 continue
             p_now = point(now[i][t], i)
             vel = (p_now - point(now[i][prev], i)) / ((t - prev) * 1e-9) if prev is not None else np.zeros(3)
-            rows.append((t, target, k, np.linalg.norm(g_T - g_t), np.linalg.norm(point(ahead[i][target], i) - g_T),
-                         np.linalg.norm(p_now - g_T), np.linalg.norm(p_now + vel * horizon * 1e-9 - g_T)))
+            p_ahead = point(ahead[i][target], i)
+            rows.append((t, target, k, np.linalg.norm(g_T - g_t), np.linalg.norm(p_ahead - g_T),
+                         np.linalg.norm(p_now - g_T), np.linalg.norm(p_now + vel * horizon * 1e-9 - g_T), *g_T, *p_ahead))
     if not rows:
         raise DatasetError("no prediction has ground truth at the time it predicts")
     R = np.array(rows)
     return PredictionEval(horizon * 1e-9, ids, [matched[i] for i in ids], R[:, 0].astype(np.int64), R[:, 1].astype(np.int64),
-                          R[:, 2].astype(np.int64), R[:, 3], R[:, 4], R[:, 5], R[:, 6])
+                          R[:, 2].astype(np.int64), R[:, 3], R[:, 4], R[:, 5], R[:, 6], R[:, 7:10], R[:, 10:13])
 
 
 def plot_object_errors(result: ObjectTrackEval, png: Path | str) -> Path:

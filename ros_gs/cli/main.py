@@ -324,14 +324,18 @@ def eval_objects_cmd(
 ) -> None:
     """Tracked objects' motion against ground truth (position and rotation error since the first
     frame), and their predictions (/ros_gs/objects/predicted) against it and two baselines."""
+    import numpy as np
+
     from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions, plot_object_errors
 
     r = evaluate_objects(tracked_bag, gt_bag)
     for k, (i, name) in enumerate(zip(r.ids, r.names)):
+        rot = r.rotation_error_deg[:, k]
+        rotation = (f"rotation error mean {rot.mean():.1f} deg, max {rot.max():.1f} deg" if np.isfinite(rot).all()
+                    else "rotation not observable (a sphere)")
         typer.echo(f"object/{i} = {name}: moved {r.moved_m[k] * 100:.1f} cm; position error mean "
                    f"{r.position_error_m[:, k].mean() * 100:.2f} cm, max {r.position_error_m[:, k].max() * 100:.2f} cm; "
-                   f"rotation error mean {r.rotation_error_deg[:, k].mean():.1f} deg, max {r.rotation_error_deg[:, k].max():.1f} deg "
-                   f"({len(r.stamps)} stamps)")
+                   f"{rotation} ({len(r.stamps)} stamps)")
     if plot is not None:
         typer.echo(f"  plot: {plot_object_errors(r, plot)}")
     try:

@@ -87,3 +87,25 @@ def test_eval_from_ground_truth_tf(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     ate = float(r.output.split("ATE RMSE ")[1].split(" cm")[0])
     assert "40 of 40 poses matched" in r.output and 0.5 < ate < 1.0, r.output  # sqrt(3) x 0.5 cm noise
+
+
+def test_rotation_error_ignores_what_no_image_shows() -> None:
+    """Symmetric shapes, judged modulo their symmetry (the uniformly coloured object looks the
+    same): a cylinder turned about its axis is right, tilted 10 deg is 10 deg off; a box turned
+    half about one of its axes is right, a 30 deg yaw is 30 deg off; a sphere has no rotation
+    to judge; the mug (its handle) counts whole."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    from ros_gs.bags.evaluate import _symmetric_rotation_error
+
+    R0 = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()  # its first true orientation
+    eye = np.eye(3)[None]
+    about = lambda axis, deg: Rotation.from_rotvec(np.radians(deg) * axis).as_matrix()[None]  # noqa: E731 (world frame)
+    z = R0[:, 2]  # the cylinder's axis in the world
+    assert _symmetric_rotation_error(about(z, 70), eye, R0, "cylinder")[0] < 1e-4  # arccos near 1: ~1e-6 deg of rounding
+    assert abs(_symmetric_rotation_error(about(R0[:, 0], 10), eye, R0, "cylinder")[0] - 10) < 1e-6
+    assert _symmetric_rotation_error(about(R0[:, 1], 180), eye, R0, "box")[0] < 1e-4  # arccos near 1: ~1e-6 deg of rounding
+    assert abs(_symmetric_rotation_error(about(z, 30), eye, R0, "box")[0] - 30) < 1e-6
+    assert abs(_symmetric_rotation_error(about(R0[:, 1], 180), eye, R0, "mug")[0] - 180) < 1e-6
+    assert np.isnan(_symmetric_rotation_error(about(z, 30), eye, R0, "sphere")[0])
