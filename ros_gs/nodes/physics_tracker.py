@@ -79,6 +79,7 @@ class PhysicsTrackerParams(NodeParams):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
+    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's velocity towards the velocity its points are seen moving at, not towards rest")
     appear_frames: int = Field(3, ge=1, description="an untracked instance seen (with min_points) in this many image sets in a row is added as a body")
     drop_after_s: float = Field(1.0, gt=0.0, description="a tracked object seen in no view for this long is dropped")
     estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides and used from then on (physics.estimation); false: world.friction for all")
@@ -101,6 +102,7 @@ class PhysicsTrackerNode:
                                                    max_objects=p.max_objects, gaussian_spacing=p.gaussian_spacing,
                                                    max_step_s=p.max_step_s, estimate_friction=p.estimate_friction,
                                                    appear_frames=p.appear_frames, drop_after_s=p.drop_after_s,
+                                                   drag_to_seen=p.drag_to_seen,
                                                    world=world, forces=p.forces))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.states_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.states_topic)

@@ -50,6 +50,7 @@ class TrackerConfig(BaseModel):
     velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
     estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides (physics.estimation) and predictions roll forward with it; tracking keeps world.friction (its drag steadies the visual correction: with a measured 0.16 a pushed box was left 5 deg off, with 0.5 1 deg). False: world.friction for predictions too")
     friction_window_s: float = Field(0.15, gt=0.0, le=2.0, description="the stretch of seen track one friction reading fits (s; 0.15 s: 5 frames at 30 Hz, set on push seed 1)")
+    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's vertical velocity towards the one its points are seen moving at, not towards rest: a falling body was held to g / damping = 0.33 m/s (drop seed 1: tracking 1.3-8.2 cm -> 0.9-2.5 cm, prediction 1.8x -> 2.9x the baselines). Not horizontally: the seen velocity, a fit over velocity_window_s, lags a stop, and a box shoved into a cylinder overshot by 4 cm")
     appear_frames: int = Field(3, ge=1, description="an untracked instance seen (with min_points) in this many image sets in a row is added as a body (refresh)")
     drop_after_s: float = Field(1.0, gt=0.0, description="a tracked object seen in no view for this long is dropped (refresh)")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
@@ -276,8 +277,12 @@ class ObjectTracker:
         if cfg.mass_scaled_forces:
             pull = pull * (cfg.density / GAIN_DENSITY)
         self.corrections = np.array([np.linalg.norm(pull[bd.start:bd.stop].sum(axis=0)) for bd in self.world.bodies])
+        reference = None
+        if cfg.drag_to_seen:  # along gravity only: see drag_to_seen
+            reference = np.zeros((len(self.ids), 3))
+            reference[:, 2] = self._seen_velocities()[:, 2]
         for _ in range(n):
-            forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n)
+            forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n, reference)
             if not np.isfinite(forces).all():
                 break
             self.world.step(dt / n, forces)
@@ -290,6 +295,17 @@ class ObjectTracker:
             if cfg.estimate_friction:
                 self._measure_friction()
         return ok
+
+    def _seen_velocities(self) -> np.ndarray:
+        """(B, 3) each body's velocity seen over ``velocity_window_s`` (its points' centroid),
+        zero where it was not seen in every set of the stretch."""
+        out = np.zeros((len(self.ids), 3))
+        for k in range(len(self.ids)):
+            track = self._seen_track(k, self.config.velocity_window_s)
+            if track is not None and len(track[0]) >= 3:
+                ts = track[0] - track[0].mean()
+                out[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts)
+        return out
 
     def _seen_track(self, body: int, window_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(times, (T, 3) centroids) of the body's seen points over the last ``window_s``, when
