@@ -79,6 +79,9 @@ class PhysicsTrackerParams(NodeParams):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
+    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's velocity towards the velocity its points are seen moving at, not towards rest")
+    appear_frames: int = Field(3, ge=1, description="an untracked instance seen (with min_points) in this many image sets in a row is added as a body")
+    drop_after_s: float = Field(1.0, gt=0.0, description="a tracked object seen in no view for this long is dropped")
     estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides and used from then on (physics.estimation); false: world.friction for all")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
@@ -98,6 +101,8 @@ class PhysicsTrackerNode:
         self.tracker = ObjectTracker(TrackerConfig(spacing=p.spacing, density=p.density, min_points=p.min_points,
                                                    max_objects=p.max_objects, gaussian_spacing=p.gaussian_spacing,
                                                    max_step_s=p.max_step_s, estimate_friction=p.estimate_friction,
+                                                   appear_frames=p.appear_frames, drop_after_s=p.drop_after_s,
+                                                   drag_to_seen=p.drag_to_seen,
                                                    world=world, forces=p.forces))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.objects_topic)
         self.states_pub = ctx.create_publisher("ros_gs/msg/ObjectStateArray", p.states_topic)
@@ -109,6 +114,7 @@ class PhysicsTrackerNode:
         self._last_stamp: int | None = None
         self.frames = 0
         self.restarts = 0
+        self.appeared = self.disappeared = 0  # objects added and dropped while tracking
         self._restarted_last = self._warned_slow = False
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): nothing to track")
@@ -154,6 +160,15 @@ class PhysicsTrackerNode:
                 self._restart("the simulation diverged (non-finite poses)")
                 self._last_stamp = stamp
                 return
+            added, dropped = self.tracker.refresh(seen, self._names)
+            for i in added:
+                self.ctx.logger.info("object %d appeared: tracked from now on (%s)", i, self.tracker.names[i][1] or "no description")
+            for i in dropped:
+                self.ctx.logger.info("object %d seen in no view for %.1f s: dropped", i, self.tracker.config.drop_after_s)
+            self.appeared += len(added)
+            self.disappeared += len(dropped)
+            if not self.tracker.started:
+                self._restart("every object is gone")
         self._last_stamp = stamp
         self.frames += 1
         self._publish(stamp)
@@ -188,7 +203,13 @@ class PhysicsTrackerNode:
                 cam_pts = np.nan_to_num(backproject(v.depth, np.asarray(v.K, dtype=np.float64))[fg], nan=0.0)  # no depth: at the lens, far from any body
                 world_pts = cam_pts @ v.T_world_cam[:3, :3].T + v.T_world_cam[:3, 3]
                 d, j = tree.query(world_pts)
-                ids[fg] = np.where(d < p.assign_distance, owner[j], 0)
+                # a found object none of whose pixels is near a body keeps its id (an object put
+                # down or come into view, for refresh to add); one partly near a body is that
+                # body's, running ahead of it (its far pixels are no object of their own)
+                found = ids[fg]
+                near = d < p.assign_distance
+                explained = np.unique(found[near])
+                ids[fg] = np.where(near, owner[j], np.where(np.isin(found, explained) | np.isin(found, self.tracker.ids), 0, found))
             out.append((DepthView(v.depth, ids, v.K, v.T_world_cam), self.cameras.camera_model(msgs, k)))
         return out
 

@@ -50,6 +50,9 @@ class TrackerConfig(BaseModel):
     velocity_window_s: float = Field(0.1, ge=0.0, le=2.0, description="velocities reported and predicted from are fitted to the tracked poses of this last stretch (s; 0.1 s: 3 frames at 30 Hz); the simulation's own are damped by the visual forces' drag; 0: the simulation's")
     estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides (physics.estimation) and predictions roll forward with it; tracking keeps world.friction (its drag steadies the visual correction: with a measured 0.16 a pushed box was left 5 deg off, with 0.5 1 deg). False: world.friction for predictions too")
     friction_window_s: float = Field(0.15, gt=0.0, le=2.0, description="the stretch of seen track one friction reading fits (s; 0.15 s: 5 frames at 30 Hz, set on push seed 1)")
+    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's vertical velocity towards the one its points are seen moving at, not towards rest: a falling body was held to g / damping = 0.33 m/s (drop seed 1: tracking 1.3-8.2 cm -> 0.9-2.5 cm, prediction 1.8x -> 2.9x the baselines). Not horizontally: the seen velocity, a fit over velocity_window_s, lags a stop, and a box shoved into a cylinder overshot by 4 cm")
+    appear_frames: int = Field(3, ge=1, description="an untracked instance seen (with min_points) in this many image sets in a row is added as a body (refresh)")
+    drop_after_s: float = Field(1.0, gt=0.0, description="a tracked object seen in no view for this long is dropped (refresh)")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
@@ -68,6 +71,19 @@ class ObjectState:
     gaussians: int
     correction: float  # N: the total visual force of the last update
     friction: float  # its friction on the support in predictions (measured, or world.friction)
+
+
+@dataclass
+class _BodySpec:
+    """What a body is made of when a world is (re)built: its particles and Gaussians in its own
+    frame, where it is and how it moves, its friction (None: the world's)."""
+
+    id: int
+    particles: np.ndarray  # (P, 3) body frame
+    gaussians: np.ndarray  # (G, 3) body frame
+    T: np.ndarray  # (4, 4) T_world_body
+    velocity: np.ndarray  # (6,) linear (centre of mass), angular; world frame
+    friction: float | None
 
 
 def merge_overlapping(points: dict[int, np.ndarray], spacing: float, share: float = 0.3) -> dict[int, np.ndarray]:
@@ -99,6 +115,8 @@ class ObjectTracker:
         self.skipped: list[str] = []  # why instances of the last start were not tracked
         self._history: deque = deque(maxlen=64)  # (world time, (B, 4, 4) poses) after each update
         self._seen: deque = deque(maxlen=64)  # (world time, {body index: centroid of its seen points})
+        self._last_seen: dict[int, float] = {}  # id -> world time it was last seen with min_points
+        self._streak: dict[int, int] = {}  # untracked id -> image sets in a row it was seen
 
     @property
     def started(self) -> bool:
@@ -115,15 +133,27 @@ class ObjectTracker:
         to the table); Gaussians sit on them coloured with the body's code colour.  ``names``:
         id -> (label, description) to report.  Raises InputError when no instance is big enough;
         the reasons for the instances left out are in ``skipped``."""
-        cfg = self.config
         self.skipped = []
-        points = merge_overlapping(points, cfg.spacing)
-        world = World(cfg.world)
+        points = merge_overlapping(points, self.config.spacing)
+        specs = self._specs_from_points(points, [])
+        if not specs:
+            raise InputError("no instance with enough depth points in the first image set: waiting for the next")
+        self.names = {}
+        self._last_seen, self._streak = {s.id: 0.0 for s in specs}, {}
+        self._assemble(specs, 0.0, names or {}, {})
+        self._seen.append((0.0, {k: points[i].mean(axis=0) for k, i in enumerate(self.ids)}))
+
+    def _specs_from_points(self, points: dict[int, np.ndarray], placed: list[np.ndarray]) -> list[_BodySpec]:
+        """A body per instance with enough points (at most ``max_objects`` with ``placed``, the
+        particles already in the world): filled (see :meth:`start`) and carved out of
+        ``placed``; the reasons for the others go to ``skipped``."""
+        cfg = self.config
         ground = cfg.world.ground_height
-        gauss, body, parts, ids, placed = [], [], [], [], []
+        placed = list(placed)
+        specs = []
         for i in sorted(points):
             pts = points[i]
-            if len(ids) >= cfg.max_objects:
+            if len(placed) >= cfg.max_objects:
                 self.skipped.append(f"instance {i}: more than max_objects={cfg.max_objects}")
                 continue
             if len(pts) < cfg.min_points:
@@ -152,31 +182,77 @@ class ObjectTracker:
             placed.append(particles + centre)
             T = np.eye(4)
             T[:3, 3] = centre
-            world.add_body(particles, T, mass=cfg.density * len(particles) * cfg.spacing**3, radius=cfg.spacing / 2,
-                           name=f"object/{i}")
             keys = np.unique(np.floor(pts / cfg.gaussian_spacing).astype(np.int64), axis=0)
-            gauss.append((keys + 0.5) * cfg.gaussian_spacing)
-            body.append(np.full(len(keys), len(ids)))
-            parts.append(particles)
-            ids.append(i)
-        if not ids:
-            raise InputError("no instance with enough depth points in the first image set: waiting for the next")
+            specs.append(_BodySpec(i, particles, (keys + 0.5) * cfg.gaussian_spacing - centre, T, np.zeros(6), None))
+        return specs
+
+    def _assemble(self, specs: list[_BodySpec], time: float, names: dict[int, tuple[str, str]],
+                  readings: dict[int, list[float]]) -> None:
+        """A new world of these bodies at their poses and velocities, at ``time``; the Gaussians
+        in their code colours (by position), friction readings kept by id."""
+        cfg = self.config
+        world = World(cfg.world)
+        for s in specs:
+            world.add_body(s.particles, s.T, mass=cfg.density * len(s.particles) * cfg.spacing**3, radius=cfg.spacing / 2,
+                           velocity=s.velocity[:3], angular_velocity=s.velocity[3:], name=f"object/{s.id}", friction=s.friction)
         world.finalize()
-        means = np.concatenate(gauss)
+        world.time = time
+        means = np.concatenate([s.gaussians @ s.T[:3, :3].T + s.T[:3, 3] for s in specs])
+        body = np.concatenate([np.full(len(s.gaussians), k) for k, s in enumerate(specs)])
         n = len(means)
-        cols = CODES[np.concatenate(body)]
+        cols = CODES[body]
         self.appearance = Appearance(scales=torch.full((n, 3), 0.6 * cfg.gaussian_spacing), opacities=torch.full((n,), 0.95),
                                      sh=torch.as_tensor((cols - 0.5) / C0, dtype=torch.float32)[:, None, :])
-        self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), np.concatenate(body), world.poses(), parts)
-        self.world, self.ids, self.parts = world, ids, parts
-        self._gaussians = [len(g) for g in gauss]
-        self.corrections = np.zeros(len(ids))
+        self.binding = GaussianBinding(means, np.tile([1.0, 0, 0, 0], (n, 1)), body, world.poses(), [s.particles for s in specs])
+        self.world, self.ids, self.parts = world, [s.id for s in specs], [s.particles for s in specs]
+        self._gaussians = [len(s.gaussians) for s in specs]
+        self.corrections = np.zeros(len(specs))
         self._history.clear()
         self._history.append((world.time, world.poses()))
         self._seen.clear()
-        self._seen.append((world.time, {k: points[i].mean(axis=0) for k, i in enumerate(ids)}))
-        self.friction = FrictionEstimator(len(ids))
-        self.names = {i: (names or {}).get(i, ("", "")) for i in ids}
+        self.friction = FrictionEstimator(len(specs))
+        for k, s in enumerate(specs):
+            self.friction.readings[k] = list(readings.get(s.id, []))
+        self.names = {s.id: names.get(s.id, self.names.get(s.id, ("", ""))) for s in specs}
+
+    def refresh(self, seen: dict[int, np.ndarray], describe=None) -> tuple[list[int], list[int]]:
+        """After an update: objects that appeared are added and objects gone are dropped, the
+        others going on where they are, as they move.  ``seen``: id -> (N, 3) world points of
+        this set (as :meth:`update`).  An untracked id seen with ``min_points`` in
+        ``appear_frames`` sets in a row is added (built like :meth:`start`'s, carved out of the
+        bodies there); a tracked one not seen for ``drop_after_s`` is dropped.  ``describe``:
+        points -> id -> (label, description) for the new ones.  Returns (added, dropped) ids;
+        when every object is gone the tracker is reset (:attr:`started` False)."""
+        cfg = self.config
+        now = self.world.time
+        big = {i: p for i, p in seen.items() if i > 0 and len(p) >= cfg.min_points}
+        for i in big:
+            self._last_seen[i] = now
+        self._streak = {i: self._streak.get(i, 0) + 1 for i in big if i not in self.ids}
+        gone = [i for i in self.ids if now - self._last_seen.get(i, now) > cfg.drop_after_s]
+        new = {i: big[i] for i, n in self._streak.items() if n >= cfg.appear_frames}
+        if not gone and not new:
+            return [], []
+        poses, vel = self.world.poses(), self.velocities()
+        means_local = self.binding.means_local.numpy()
+        body = self.binding.body.numpy()
+        kept = [_BodySpec(i, self.parts[k], means_local[body == k], poses[k], vel[k], self.world.bodies[k].friction)
+                for k, i in enumerate(self.ids) if i not in gone]
+        readings = {i: self.friction.readings[k] for k, i in enumerate(self.ids)}
+        self.skipped = []
+        placed = [s.particles @ s.T[:3, :3].T + s.T[:3, 3] for s in kept]
+        added = self._specs_from_points(new, placed) if new else []
+        for s in added:
+            self._streak.pop(s.id, None)
+            self._last_seen[s.id] = now
+        for i in gone:
+            self._last_seen.pop(i, None)
+        if not kept and not added:
+            self.reset()
+            return [], gone
+        names = describe({s.id: new[s.id] for s in added}) if describe is not None and added else {}
+        self._assemble(kept + added, now, names, readings)
+        return [s.id for s in added], gone
 
     def code_image(self, instances: np.ndarray) -> np.ndarray:
         """(H, W, 3) float32: the code colour of each pixel's body (instance ids -> colours)."""
@@ -201,8 +277,12 @@ class ObjectTracker:
         if cfg.mass_scaled_forces:
             pull = pull * (cfg.density / GAIN_DENSITY)
         self.corrections = np.array([np.linalg.norm(pull[bd.start:bd.stop].sum(axis=0)) for bd in self.world.bodies])
+        reference = None
+        if cfg.drag_to_seen:  # along gravity only: see drag_to_seen
+            reference = np.zeros((len(self.ids), 3))
+            reference[:, 2] = self._seen_velocities()[:, 2]
         for _ in range(n):
-            forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n)
+            forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n, reference)
             if not np.isfinite(forces).all():
                 break
             self.world.step(dt / n, forces)
@@ -215,6 +295,17 @@ class ObjectTracker:
             if cfg.estimate_friction:
                 self._measure_friction()
         return ok
+
+    def _seen_velocities(self) -> np.ndarray:
+        """(B, 3) each body's velocity seen over ``velocity_window_s`` (its points' centroid),
+        zero where it was not seen in every set of the stretch."""
+        out = np.zeros((len(self.ids), 3))
+        for k in range(len(self.ids)):
+            track = self._seen_track(k, self.config.velocity_window_s)
+            if track is not None and len(track[0]) >= 3:
+                ts = track[0] - track[0].mean()
+                out[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts)
+        return out
 
     def _seen_track(self, body: int, window_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(times, (T, 3) centroids) of the body's seen points over the last ``window_s``, when

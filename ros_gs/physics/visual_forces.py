@@ -107,10 +107,16 @@ def visual_forces(world: World, binding: GaussianBinding, appearance: Appearance
     return forces + drag_forces(world, cfg.damping, dt), total
 
 
-def drag_forces(world: World, damping: float, dt: float | None = None) -> np.ndarray:
+def drag_forces(world: World, damping: float, dt: float | None = None, reference: np.ndarray | None = None) -> np.ndarray:
     """(P, 3) the drag of :func:`visual_forces` for the world's current velocities: held over
     ``dt`` it removes the share ``1 - exp(-damping dt)`` of each particle's velocity (``dt``
-    None: ``-damping m v``).  Recompute it for every step the forces are held over: a drag from
-    the velocity of the first of several steps removes that share again and again."""
+    None: ``-damping m v``), or of its difference from ``reference`` (B, 3), a linear velocity
+    per body the motion is drawn towards instead of rest (the velocity the cameras see).
+    Recompute it for every step the forces are held over: a drag from the velocity of the first
+    of several steps removes that share again and again."""
     rate = damping if dt is None else -math.expm1(-damping * dt) / dt
-    return -rate * world.particle_masses()[:, None] * world.particle_velocities()
+    v = world.particle_velocities()
+    if reference is not None:
+        v = v - np.concatenate([np.repeat(np.asarray(reference[i], float)[None], bd.stop - bd.start, axis=0)
+                                for i, bd in enumerate(world.bodies)])
+    return -rate * world.particle_masses()[:, None] * v

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions
+from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions, tf_ground_truth
 from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
 from ros_gs.bags.reader import BagReader
 from ros_gs.nodes.physics_tracker import PhysicsTrackerNode
@@ -202,3 +202,67 @@ def test_object_states_predictions_and_what_if(push_bag: Path, tmp_path: Path) -
     slide = x(quiet.states[-1], 0) - x(shoved.states[-1], 0)
     assert abs(slide - 0.6**2 / (2 * measured * 9.81)) < 0.02, slide
     assert abs(x(quiet.states[-1], 1) - x(shoved.states[-1], 1)) < 0.005  # the cylinder is not touched
+
+
+def test_objects_that_appear_are_added_and_objects_gone_are_dropped(tmp_path: Path) -> None:
+    """The upstream detector first misses the cylinder (as if it were put down at 1 s) and loses
+    the box from 1.5 s (as if taken away): the cylinder is added after appear_frames sets, where
+    MuJoCo has it, the box dropped drop_after_s after it was last seen, and what stays goes on
+    where it was (no jump when the world is rebuilt)."""
+    import numpy as np
+
+    from ros_gs.bags.writer import BagWriter
+    from ros_gs.sensors.stamps import header_stamp_ns
+
+    full = tmp_path / "push.mcap"
+    mujoco_scene_to_bag("push", full, duration_s=3.0, width=160, height=120, camera_rate_hz=30.0, seed=3, progress=False)
+    box, late = 1, 2  # instance ids (object index + 1)
+    bag = tmp_path / "edited.mcap"
+    with BagReader(full) as reader, BagWriter(bag) as writer:
+        t0 = reader.start_ns
+        for raw, msg in reader.messages():
+            if raw.topic.endswith("/segmentation"):
+                t = (header_stamp_ns(msg) - t0) * 1e-9
+                seg = np.frombuffer(bytes(msg.data), np.uint16).reshape(msg.height, msg.width).copy()
+                if t < 0.99:
+                    seg[seg == late] = 0
+                if t > 1.49:
+                    seg[seg == box] = 0
+                msg.data = seg.view(np.uint8).reshape(-1)
+                writer.write(raw.topic, raw.msgtype, msg, raw.log_ns)
+            else:
+                writer.write_raw(raw.topic, raw.msgtype, raw.raw, raw.log_ns)
+    out = tmp_path / "tracked.mcap"
+    rt = ReplayRuntime(bag, out, overrides={"physics_tracker": {"cameras": CAMERAS, "world.ground_height": TABLE_TOP_Z, "use_segmentation": True,
+                                                                "prediction_horizon_s": 0.0, "world.device": "cpu", "forces.backend": "cpu"}})
+    node = rt.add_node(PhysicsTrackerNode)
+    report = rt.run()
+    assert not report.errors, report.errors
+    assert node.appeared == 1 and node.disappeared == 1 and node.restarts == 0
+    with BagReader(out) as reader:
+        states = [(header_stamp_ns(m) - t0, {o.id: o for o in m.objects}) for _, m in reader.messages(["/ros_gs/objects"])]
+    tracked = lambda i: [t * 1e-9 for t, objs in states if i in objs]  # noqa: E731
+    assert abs(tracked(late)[0] - 2 / 30 - 1.0) < 0.02  # seen from 1.0 s, added on the third set in a row
+    assert 2.45 < tracked(box)[-1] < 2.55  # last seen at 1.47 s, dropped once unseen for 1 s
+    assert set(states[0][1]) == {box} and set(states[-1][1]) == {late}
+    gt = tf_ground_truth(full)
+    t_last, objs = [(t, objs) for t, objs in states if box in objs][-1]  # the box, through the push as ever
+    p, true = objs[box].pose.position, gt.lookup("world", "gt/red_box", t0 + t_last).matrix[:3, 3]
+    assert true[0] - gt.lookup("world", "gt/red_box", t0).matrix[0, 3] > 0.25 and abs(p.x - true[0]) < 0.02
+    t_added, objs = next((t, objs) for t, objs in states if late in objs)
+    p = objs[late].pose.position
+    true = gt.lookup("world", "gt/blue_cylinder", t0 + t_added).matrix[:3, 3]
+    # the new object's frame sits at its first points' centroid: within a few cm of MuJoCo's origin
+    assert np.linalg.norm([p.x - true[0], p.y - true[1]]) < 0.03
+    for (_, before), (t, after) in zip(states, states[1:]):  # no jump when the world is rebuilt
+        if set(before) != set(after):
+            for i in set(before) & set(after):
+                a, b = before[i].pose.position, after[i].pose.position
+                assert np.linalg.norm([a.x - b.x, a.y - b.y, a.z - b.z]) < 0.005, (t, i)
+
+
+def _object_names(bag: Path) -> list[str]:
+    import json
+
+    with BagReader(bag) as reader:
+        return [o["name"] for _, m in reader.messages(["/ground_truth/objects"]) for o in json.loads(m.data)["objects"]]
