@@ -13,7 +13,10 @@ On the first complete set each instance's depth pixels, from every camera, becom
 particles fill them down to ``world.ground_height`` (the support the objects rest on; an object
 first seen in the air only down to its own lowest point), and Gaussians sit on them, coloured
 with the instance's code colour (:class:`ros_gs.physics.tracker.ObjectTracker` does the work).  Every later set is the observation that
-the visual forces pull the world towards, stepped by the time between the sets.
+the visual forces pull the world towards, stepped by the time between the sets.  An instance
+first seen later (put down, come into view) is added after ``appear_frames`` sets in a row; one
+seen in no view for ``drop_after_s`` is dropped (the world is rebuilt with the others where they
+are, as they move).
 
 Outputs (``world_frame``, or ``support_frame`` for a lone camera):
 
