@@ -245,18 +245,40 @@ def test_bags(tmp_path: Path) -> None:
     assert "input error" in seen
 
 
-@pytest.mark.parametrize("args", [
-    ["render", "/nonexistent.ply", "/tmp/x.png"],
-    ["bag", "info", "/nonexistent"],
-    ["replay", "/nonexistent", "--node", "mapper"],
-    ["bag", "from-rgbd", "/nonexistent", "/tmp/fuzz_out_never"],
-    ["query-grasps", "/nonexistent", ""],
-])
-def test_command_line_entries_with_missing_inputs_are_one_line(args: list[str]) -> None:
+# every command-line entry with a missing input, and with a file of garbage where its input goes
+# ({junk}: random bytes named .mcap / .ply / .pcap / .json; {empty}: an empty folder)
+ENTRIES = [
+    ["render", "{x}.ply", "{out}/x.png"],
+    ["bag", "info", "{x}.mcap"],
+    ["bag", "info", "{x}.mcap", "--check"],
+    ["replay", "{x}.mcap", "--node", "mapper"],
+    ["eval", "{x}.mcap", "{x}.mcap"],
+    ["eval-objects", "{x}.mcap", "{x}.mcap"],
+    ["grasp", "{x}.mcap", "the red box"],
+    ["query-grasps", "{x}.mcap", "the red box"],
+    ["bag", "from-rgbd", "{dir}", "{out}/rgbd"],
+    ["bag", "from-graspnet", "{dir}", "{out}/graspnet"],
+    ["bag", "from-ouster", "{x}.pcap", "{x}.json", "{out}/ouster"],
+]
+
+
+@pytest.mark.parametrize("kind", ["missing", "junk"])
+@pytest.mark.parametrize("args", ENTRIES, ids=lambda a: " ".join(a[:2]))
+def test_command_line_entries_with_missing_or_junk_inputs_are_one_line(args: list[str], kind: str, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-m", "ros_gs.cli.main", *args], capture_output=True, text=True, timeout=120,
+    rng = np.random.default_rng(len(args))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    if kind == "junk":
+        for ext in ("mcap", "ply", "pcap", "json"):
+            (tmp_path / f"junk.{ext}").write_bytes(rng.bytes(4096))
+        x, folder = tmp_path / "junk", empty
+    else:
+        x, folder = tmp_path / "missing", tmp_path / "missing_dir"
+    argv = [a.format(x=x, out=tmp_path, dir=folder) for a in args]
+    res = subprocess.run([sys.executable, "-m", "ros_gs.cli.main", *argv], capture_output=True, text=True, timeout=120,
                          cwd=Path(__file__).resolve().parents[1])
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-1500:]
-    assert res.stderr.strip().splitlines()[-1].startswith("error:")
+    assert res.returncode in (1, 2) and "Traceback" not in res.stderr, res.stderr[-1500:]
+    assert res.stderr.strip().splitlines()[-1].startswith("error:"), res.stderr[-800:]

@@ -44,7 +44,7 @@ def bag_from_rgbd(
         help="colour camera when colour is not registered to depth: kinect-v1 (7-Scenes); default: registered")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
-    """RGB-D frames with ground-truth poses -> Image, CameraInfo, /tf and /ground_truth/pose."""
+    """RGB-D frames with ground-truth poses -> Image, CameraInfo, /ground_truth/tf and /ground_truth/pose."""
     from ros_gs.bags.from_rgbd import rgbd_folder_to_bag
 
     counts = rgbd_folder_to_bag(folder, out, fps=fps, max_frames=max_frames, first_frame=first_frame, step=step,
