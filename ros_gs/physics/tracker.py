@@ -280,7 +280,7 @@ class ObjectTracker:
         reference = None
         if cfg.drag_to_seen:  # along gravity only: see drag_to_seen
             reference = np.zeros((len(self.ids), 3))
-            reference[:, 2] = self._seen_velocities()[:, 2]
+            reference[:, 2] = self._seen_velocities()[0][:, 2]
         for _ in range(n):
             forces = pull + drag_forces(self.world, cfg.forces.damping, dt / n, reference)
             if not np.isfinite(forces).all():
@@ -296,16 +296,17 @@ class ObjectTracker:
                 self._measure_friction()
         return ok
 
-    def _seen_velocities(self) -> np.ndarray:
-        """(B, 3) each body's velocity seen over ``velocity_window_s`` (its points' centroid),
-        zero where it was not seen in every set of the stretch."""
-        out = np.zeros((len(self.ids), 3))
+    def _seen_velocities(self) -> tuple[np.ndarray, np.ndarray]:
+        """(B, 3) each body's velocity seen over ``velocity_window_s`` (the least-squares slope
+        of its points' centroid) and (B,) whether it was seen in 3 or more sets, every set of
+        the stretch (zero velocity where not)."""
+        out, seen = np.zeros((len(self.ids), 3)), np.zeros(len(self.ids), bool)
         for k in range(len(self.ids)):
             track = self._seen_track(k, self.config.velocity_window_s)
             if track is not None and len(track[0]) >= 3:
                 ts = track[0] - track[0].mean()
-                out[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts)
-        return out
+                out[k], seen[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts), True
+        return out, seen
 
     def _seen_track(self, body: int, window_s: float) -> tuple[np.ndarray, np.ndarray] | None:
         """(times, (T, 3) centroids) of the body's seen points over the last ``window_s``, when
@@ -363,11 +364,8 @@ class ObjectTracker:
         com = np.stack([w.centres_of_mass(P) for _, P in recent])  # (T, B, 3)
         tc = t - t.mean()
         lin = np.einsum("t,tbi->bi", tc, com - com.mean(axis=0)) / float(tc @ tc)
-        for k in range(len(self.ids)):
-            track = self._seen_track(k, self.config.velocity_window_s)
-            if track is not None and len(track[0]) >= 3:
-                ts = track[0] - track[0].mean()
-                lin[k] = ts @ (track[1] - track[1].mean(axis=0)) / float(ts @ ts)
+        seen_lin, seen = self._seen_velocities()
+        lin[seen] = seen_lin[seen]
         R0, R1 = recent[0][1][:, :3, :3], recent[-1][1][:, :3, :3]
         ang = Rotation.from_matrix(np.einsum("bij,bkj->bik", R1, R0)).as_rotvec() / (t[-1] - t[0])
         return np.concatenate([lin, ang], axis=1)
