@@ -243,7 +243,10 @@ def replay(
         typer.echo(f"  skipped {n}: {' '.join(key)}")
     for key, n in sorted(report.errors.items()):
         typer.echo(f"  ERRORS {n}: {' '.join(key)}")
-    if report.errors:
+    unanswered = [r for r in report.services if r.response is None]
+    for r in unanswered:  # a service no node offers, a call after the end: the run did not do what was asked
+        typer.echo(f"  service call {r.service} not answered: {r.error}")
+    if report.errors or unanswered:
         raise typer.Exit(1)
 
 

@@ -83,7 +83,7 @@ def test_bad_set_value_is_one_error_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "--set" in proc.stderr
 
 
-@pytest.mark.parametrize("node", ["mapper", "lidar_odometry"])
+@pytest.mark.parametrize("node", ["mapper", "lidar_odometry", "physics_tracker", "grasp_planner", "image_stats"])
 def test_shipped_parameter_files_are_current(node: str) -> None:
     """config/<node>.yaml is what `ros-gs nodes --params <node>` generates: defaults and their
     descriptions cannot drift from the code."""
