@@ -207,6 +207,8 @@ def replay(
     from ros_gs.nodes import load_node
     from ros_gs.runtime.replay import ReplayRuntime, load_service_calls, service_log as log_of
 
+    writable_parent(out, service_log)  # before the replay, not after it
+
     runtime = ReplayRuntime(
         bag,
         out,
@@ -250,6 +252,18 @@ def replay(
         raise typer.Exit(1)
 
 
+def writable_parent(*paths: Optional[Path]) -> None:
+    """Outputs whose folder cannot hold them fail now, in one line (exit 1), not after the work."""
+    for path in paths:
+        if path is None:
+            continue
+        above = Path(path).absolute().parent
+        while not above.exists():  # folders still to be made are fine; a file where one goes is not
+            above = above.parent
+        if not above.is_dir():
+            raise NotADirectoryError(f"cannot write {path}: {above} is not a folder")
+
+
 @app.command()
 def render(
     map_file: Annotated[Path, typer.Argument(help="Gaussian map: INRIA 3DGS PLY or SuperSplat *.compressed.ply")],
@@ -277,6 +291,7 @@ def render(
         raise InputError(f"--size must be positive and at most 8192x8192, got {width}x{height}")
     if out.suffix.lower() not in Image.registered_extensions():
         raise InputError(f"{out}: unknown image type {out.suffix!r} (use .png, .jpg, ...)")
+    writable_parent(out, depth)  # before the work, not after it
     if intrinsics is None:
         f = 0.5 * width / np.tan(np.radians(30.0))
         intrinsics = (f, f, (width - 1) / 2.0, (height - 1) / 2.0)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ros_gs.bags.reader import BagReader
 from ros_gs.bags.writer import BagWriter, stop_reason
+from ros_gs.runtime.interrupts import critical
 from ros_gs.errors import ConfigError, InputError
 from ros_gs.runtime.node_api import Callback, NodeContext, P, ServiceCallback, check_timer_period, srv_parts
 from ros_gs.runtime.params import load_params
@@ -275,7 +276,10 @@ class ReplayRuntime:
 
     def _deliver(self, topic: str, callback: Callback, msg: Any) -> None:
         self.report.delivered[topic] += 1
-        callback(msg)
+        # a signal during a callback waits until it returns: raised inside, a node's guard or
+        # a library (torch, warp) could take it for the callback's own error and carry on
+        with critical():
+            callback(msg)
 
     # -- services ----------------------------------------------------------------------------
     def _call_service(self, call: ServiceCall) -> None:
@@ -415,7 +419,8 @@ class ReplayRuntime:
         while self._events and self._events[0][0] <= t_ns:
             t, _, _, action = heapq.heappop(self._events)
             self._advance(t, wall0, start)
-            action()
+            with critical():  # timers and services too (see _deliver)
+                action()
 
     def _loop(self, reader: BagReader, start: int, end: int, wall0: float, duration_s: float | None) -> None:
         # Every topic is read (subscriptions may appear mid-run, e.g. TF on first use); only
