@@ -22,7 +22,7 @@ Outputs (``world_frame``, or ``support_frame`` for a lone camera):
 
 * ``/ros_gs/objects`` (ros_gs/ObjectStateArray): per object its stable id, label and
   description, pose, twist, extents, particle and Gaussian counts, the last visual correction and
-  the friction its simulation uses (measured from its free slides: ``estimate_friction``);
+  the friction its predictions use (measured from its free slides: ``estimate_friction``);
 * /tf ``world_frame`` -> ``object/<id>`` (the body frame: axes of the world, origin at the first
   points' centroid);
 * ``/ros_gs/objects/predicted`` (ObjectStateArray): at every update, the states
@@ -82,10 +82,10 @@ class PhysicsTrackerParams(NodeParams):
     max_step_s: float = Field(0.05, gt=0.0, le=1.0, description="the time between two image sets is simulated in steps of at most this (s)")
     restart_after_s: float = Field(1.0, gt=0.0, description="a gap between image sets longer than this (s), time going backwards, or a diverged world: the objects are rebuilt from the next set")
     time_jump_s: float = Field(1.0, gt=0.0, description="an image this much older than the newest matched one means the clock jumped back (a looped bag, a restarted simulator): matching starts afresh")
-    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's velocity towards the velocity its points are seen moving at, not towards rest")
+    drag_to_seen: bool = Field(True, description="the visual forces' drag pulls each body's vertical velocity towards the one its points are seen moving at, not towards rest (see TrackerConfig.drag_to_seen)")
     appear_frames: int = Field(3, ge=1, description="an untracked instance seen (with min_points) in this many image sets in a row is added as a body")
     drop_after_s: float = Field(1.0, gt=0.0, description="a tracked object seen in no view for this long is dropped")
-    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides and used from then on (physics.estimation); false: world.friction for all")
+    estimate_friction: bool = Field(True, description="each object's friction on the support is measured from its free slides and predictions roll forward with it; tracking keeps world.friction (see TrackerConfig.estimate_friction); false: world.friction for predictions too")
     world: WorldConfig = Field(default_factory=WorldConfig, description="the physics world; world.ground_height is the support the objects rest on")
     forces: VisualForceConfig = Field(default_factory=VisualForceConfig, description="visual forces")
 
