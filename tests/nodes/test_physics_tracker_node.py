@@ -259,10 +259,3 @@ def test_objects_that_appear_are_added_and_objects_gone_are_dropped(tmp_path: Pa
             for i in set(before) & set(after):
                 a, b = before[i].pose.position, after[i].pose.position
                 assert np.linalg.norm([a.x - b.x, a.y - b.y, a.z - b.z]) < 0.005, (t, i)
-
-
-def _object_names(bag: Path) -> list[str]:
-    import json
-
-    with BagReader(bag) as reader:
-        return [o["name"] for _, m in reader.messages(["/ground_truth/objects"]) for o in json.loads(m.data)["objects"]]
