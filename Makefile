@@ -38,6 +38,7 @@ demo: setup
 	$(VENV)/bin/ros-gs bag info $(OUT)/kitchen.mcap
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --node image_stats --out $(OUT)/kitchen_stats.mcap --overwrite
 	$(VENV)/bin/ros-gs replay $(OUT)/kitchen.mcap --out $(OUT)/kitchen_map.mcap --duration 4 --overwrite \
+		--launch launch/ros_gs.launch.yaml --arg depth_info:=/camera/depth/camera_info \
 		--services config/services/demo_save_map.yaml --service-log $(OUT)/kitchen_services.yaml
 	$(VENV)/bin/ros-gs eval $(OUT)/kitchen_map.mcap $(OUT)/kitchen.mcap --plot $(OUT)/kitchen_trajectory.png
 	$(VENV)/bin/ros-gs render $(OUT)/kitchen_map/map.ply $(OUT)/kitchen_map.png --size 640 480 \

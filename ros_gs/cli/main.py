@@ -202,11 +202,19 @@ def replay(
     rate: Annotated[Optional[float], typer.Option(help="pace at this multiple of real time (default: as fast as possible)")] = None,
     duration: Annotated[Optional[float], typer.Option(help="replay only the first S seconds")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
+    launch: Annotated[Optional[Path], typer.Option(help="run the graph of this ROS 2 YAML launch file (e.g. launch/ros_gs.launch.yaml) instead of --node")] = None,
+    arg: Annotated[list[str], typer.Option(help="launch argument NAME:=VALUE (with --launch)")] = [],
 ) -> None:
     """Run nodes on a recorded bag on simulated time; write what they publish to OUT."""
     from ros_gs.nodes import load_node
+    from ros_gs.runtime.launch import LaunchNode, load_launch, parse_arguments
     from ros_gs.runtime.replay import ReplayRuntime, load_service_calls, service_log as log_of
 
+    if launch is not None and node:
+        raise InputError("--launch and --node both name the nodes: give one")
+    if arg and launch is None:
+        raise InputError("--arg sets launch arguments: it needs --launch")
+    graph = load_launch(launch, parse_arguments(arg)) if launch is not None else None
     writable_parent(out, service_log)  # before the replay, not after it
 
     runtime = ReplayRuntime(
@@ -219,16 +227,21 @@ def replay(
         overwrite=overwrite,
         progress=True,
     )
-    if not node:
+    if graph is not None:
+        if not graph.nodes:
+            raise InputError(f"{launch}: no node is launched with these arguments")
+        node = [n.name for n in graph.nodes]
+        typer.echo("nodes: " + ", ".join(f"{n.namespace.rstrip('/')}/{n.name} ({n.executable})" for n in graph.nodes))
+    elif not node:
         node = _auto_nodes(bag, runtime.overrides, set_topics=not params)
     if unknown := sorted(set(runtime.overrides) - set(node)):
         raise InputError(f"--set names node(s) {unknown} that this replay does not run (nodes: {node})")
-    for name in node:
+    for spec in graph.nodes if graph is not None else [LaunchNode(name, name) for name in node]:
         try:
-            node_cls = load_node(name)
+            node_cls = load_node(spec.executable)
         except KeyError as err:
-            raise InputError(err.args[0]) from None
-        runtime.add_node(node_cls, name)
+            raise InputError(f"{spec.source}: {err.args[0]}" if spec.source else err.args[0]) from None
+        runtime.add_node(node_cls, spec.name, spec.namespace, params=spec.params, remaps=spec.remaps)
     report = runtime.run(duration_s=duration)
     typer.echo(
         f"replayed {report.sim_s:.2f} s of {bag} in {report.wall_s:.2f} s: "

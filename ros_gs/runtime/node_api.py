@@ -25,7 +25,7 @@ import math
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -89,10 +89,17 @@ class NodeContext(ABC):
         #: (topic or service, error class name) -> count of callbacks that raised a bug.
         self.errors: Counter[tuple[str, str]] = Counter()
         self._tf = None
+        #: launch remappings, fully qualified from -> to (replay applies them; under rclpy, rcl does)
+        self.remaps: dict[str, str] = {}
 
     # -- names, messages, time, parameters -------------------------------------------------
     def resolve(self, name: str) -> str:
-        return resolve_name(name, self.name, self.namespace)
+        full = resolve_name(name, self.name, self.namespace)
+        return self.remaps.get(full, full)
+
+    def set_remaps(self, rules: Iterable[tuple[str, str]]) -> None:
+        """Launch ``remap`` rules (from, to): both resolved like the node's own names, as ROS does."""
+        self.remaps = {resolve_name(a, self.name, self.namespace): resolve_name(b, self.name, self.namespace) for a, b in rules}
 
     @abstractmethod
     def make(self, typename: str, **fields: Any) -> Any:

@@ -92,12 +92,16 @@ def _matches(node_key: str, node_name: str) -> bool:
 def load_params(
     model: type[P],
     node_name: str,
-    files: Iterable[Path | str] = (),
+    files: Iterable[Path | str | Mapping[str, Any]] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> P:
-    """Resolve a node's parameters: model defaults < files (in order, ``/**`` first) < overrides."""
+    """Resolve a node's parameters: model defaults < files (in order, ``/**`` first) < overrides.
+    A mapping among ``files`` holds this node's own values (a launch file's inline ``param``)."""
     merged: dict[str, Any] = {}
     for path in files:
+        if isinstance(path, Mapping):
+            merged.update(flatten(path))
+            continue
         per_node = read_param_file(path)
         for key in sorted(per_node, key=lambda k: k.lstrip("/") != "**"):
             if _matches(key, node_name):

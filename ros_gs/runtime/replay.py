@@ -153,9 +153,11 @@ class _ReplayPublisher:
 class ReplayContext(NodeContext):
     """The node API on top of a :class:`ReplayRuntime`."""
 
-    def __init__(self, runtime: ReplayRuntime, name: str, namespace: str = "/") -> None:
+    def __init__(self, runtime: ReplayRuntime, name: str, namespace: str = "/",
+                 params: Iterable[Path | Mapping[str, Any]] = ()) -> None:
         super().__init__(name, namespace)
         self.runtime = runtime
+        self.params = list(params)  # this node's own parameter files and values (a launch file's)
 
     def make(self, typename: str, **fields: Any) -> Any:
         return self.runtime.factory(typename, **fields)
@@ -164,7 +166,7 @@ class ReplayContext(NodeContext):
         return self.runtime.now_ns
 
     def get_params(self, model: type[P]) -> P:
-        return load_params(model, self.name, self.runtime.param_files, self.runtime.overrides.get(self.name))
+        return load_params(model, self.name, [*self.runtime.param_files, *self.params], self.runtime.overrides.get(self.name))
 
     def create_subscription(self, msgtype: str, topic: str, callback: Callback, qos: QoS = DEFAULT_QOS) -> None:
         topic = self.resolve(topic)
@@ -240,10 +242,13 @@ class ReplayRuntime:
         self.report = ReplayReport()
 
     # -- building the graph ----------------------------------------------------------------
-    def add_node(self, node_cls: Callable[[NodeContext], Any], name: str | None = None, namespace: str = "/") -> Any:
-        """Construct a node on a fresh context.  ``name`` defaults to ``node_cls.NAME``."""
+    def add_node(self, node_cls: Callable[[NodeContext], Any], name: str | None = None, namespace: str = "/", *,
+                 params: Iterable[Path | Mapping[str, Any]] = (), remaps: Iterable[tuple[str, str]] = ()) -> Any:
+        """Construct a node on a fresh context.  ``name`` defaults to ``node_cls.NAME``; ``params``
+        (files and values, after the runtime's ``param_files``) and ``remaps`` are a launch file's."""
         name = name or getattr(node_cls, "NAME", None) or node_cls.__name__
-        ctx = ReplayContext(self, name, namespace)
+        ctx = ReplayContext(self, name, namespace, params)
+        ctx.set_remaps(remaps)
         node = node_cls(ctx)
         self.nodes.append(node)
         self.contexts.append(ctx)

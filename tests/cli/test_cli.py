@@ -37,6 +37,12 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["bag", "from-mujoco", "push", "OUT", "--duration", "inf"], "duration"),
         (["bag", "from-rgbd", "KITCHEN", "OUT", "--max-frames", "-1"], "max_frames"),
         (["bag", "from-rgbd", "KITCHEN", "OUT", "--first-frame", "100000"], "past the folder's last frame"),
+        (["replay", "BAG", "--launch", "OUT.launch.yaml"], "No such file"),
+        (["replay", "BAG", "--launch", "LAUNCH", "--arg", "nope:=1"], "are not declared"),
+        (["replay", "BAG", "--launch", "LAUNCH", "--arg", "lidar:=maybe"], "neither true/1 nor false/0"),
+        (["replay", "BAG", "--launch", "LAUNCH", "--arg", "mapper:=false"], "no node is launched"),
+        (["replay", "BAG", "--launch", "LAUNCH", "--node", "mapper"], "give one"),
+        (["replay", "BAG", "--arg", "lidar:=true"], "needs --launch"),
         (["render", "BAG", "OUT.notanimage"], "unknown image type"),
         (["render", "BAG", "OUT.png", "--size", "1", "67000000"], "8192x8192"),
     ],
@@ -48,7 +54,8 @@ def test_bad_input_is_one_error_line(args: list[str], needle: str, tmp_path: Pat
     kitchen = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "7scenes_kitchen"
     if "KITCHEN" in args and not kitchen.is_dir():
         pytest.skip(f"{kitchen} not found")
-    args = [str(bag) if a == "BAG" else str(tmp_path / a) if a.startswith("OUT") else str(kitchen) if a == "KITCHEN" else a for a in args]
+    launch = str(Path(__file__).resolve().parents[2] / "launch" / "ros_gs.launch.yaml")
+    args = [launch if a == "LAUNCH" else str(bag) if a == "BAG" else str(tmp_path / a) if a.startswith("OUT") else str(kitchen) if a == "KITCHEN" else a for a in args]
     proc = run(*args)
     assert proc.returncode == 2, proc.stderr
     assert not list(tmp_path.glob("OUT*"))  # nothing written that could pass for a result
