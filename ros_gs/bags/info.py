@@ -32,6 +32,8 @@ class BagInfo:
     topics: list[TopicInfo] = field(default_factory=list)
     #: why the bag stopped early when its writer marked it partial (interrupted, disk full), else None
     partial: str | None = None
+    #: the last status of each node on /diagnostics (one line each, see ros_gs.runtime.diagnostics)
+    diagnostics: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -52,6 +54,9 @@ class BagInfo:
         for t in self.topics:
             rate = f"{t.rate_hz:8.2f} Hz" if t.rate_hz is not None else "       - Hz"
             lines.append(f"  {t.topic:<{width}}  {t.msgtype:<{twidth}}  {t.count:7d}  {rate}  {t.detail}".rstrip())
+        if self.diagnostics:
+            lines.append("diagnostics (the last status of each node):")
+            lines += [f"  {line}" for line in self.diagnostics]
         return "\n".join(lines)
 
 
@@ -79,7 +84,23 @@ def bag_info(path: Path | str) -> BagInfo:
         ]
         start, end = (reader.start_ns, reader.end_ns) if any(s.count for s in summaries) else (0, 0)
         partial = reader.partial
-    return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics, partial)
+        diagnostics = _last_diagnostics(reader, summaries)
+    return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics, partial, diagnostics)
+
+
+def _last_diagnostics(reader: BagReader, summaries) -> list[str]:
+    from ros_gs.runtime.diagnostics import TOPIC, from_message, summary_line
+
+    if not any(s.topic == TOPIC and s.msgtype == "diagnostic_msgs/msg/DiagnosticArray" for s in summaries):
+        return []
+    last: dict[str, dict] = {}
+    for raw in reader.raw_messages([TOPIC]):
+        try:
+            for status in from_message(reader.decode(raw)):
+                last[status["name"]] = status
+        except InputError:
+            continue  # bag info --check names undecodable messages
+    return [summary_line(last[name]) for name in sorted(last)]
 
 
 def check_bag(path: Path | str) -> tuple[int, list[str]]:

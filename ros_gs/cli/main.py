@@ -207,6 +207,7 @@ def replay(
 ) -> None:
     """Run nodes on a recorded bag on simulated time; write what they publish to OUT."""
     from ros_gs.nodes import load_node
+    from ros_gs.runtime.diagnostics import summary_line
     from ros_gs.runtime.launch import LaunchNode, load_launch, parse_arguments
     from ros_gs.runtime.replay import ReplayRuntime, load_service_calls, service_log as log_of
 
@@ -254,6 +255,8 @@ def replay(
         typer.echo(f"  service calls and responses: {service_log}" + (f" (large arrays in {payloads}/)" if payloads.is_dir() else ""))
     for topic, n in sorted(report.published.items()):
         typer.echo(f"  published {topic}: {n}")
+    for status in report.diagnostics:
+        typer.echo(f"  diagnostics {summary_line(status)}")
     for key, n in sorted(report.skipped.items()):
         typer.echo(f"  skipped {n}: {' '.join(key)}")
     for key, n in sorted(report.errors.items()):

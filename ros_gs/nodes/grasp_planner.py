@@ -65,6 +65,10 @@ class GraspPlannerNode:
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): every query will be answered 'no camera set'")
 
+    def diagnostics(self) -> dict[str, object]:
+        """Figures for /diagnostics (see ros_gs.runtime.diagnostics)."""
+        return {"queries served": self.queries, "camera set ready": self.latest is not None}
+
     def on_labels(self, msg) -> None:
         try:
             raw = json.loads(msg.data)

@@ -126,6 +126,13 @@ class LidarOdometryNode:
         self.uncovered_scans = 0  # scans processed when the next arrived, the IMU never covering them
 
     # -- inputs ------------------------------------------------------------------------------------
+    def diagnostics(self) -> dict[str, object]:
+        """Figures for /diagnostics (see ros_gs.runtime.diagnostics)."""
+        out: dict[str, object] = {"scans processed": self.scans, "scans without IMU help": self.imu_without_tf + self.uncovered_scans}
+        if self.mapper is not None:
+            out["gaussians"] = len(self.mapper.map)
+        return out
+
     def on_imu(self, msg) -> None:
         sample = imu_from_msg(msg)
         self.imu_frame = sample.frame_id

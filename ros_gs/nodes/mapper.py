@@ -321,6 +321,11 @@ class MapperNode:
         self.priors["used"] += 1
         return np.linalg.inv(X) @ rel @ X
 
+    def diagnostics(self) -> dict[str, object]:
+        """Figures for /diagnostics (see ros_gs.runtime.diagnostics)."""
+        return {"frames processed": self.frames, "keyframes": len(self.mapper.keyframes), "gaussians": len(self.mapper.map),
+                "odometry priors used / missing": f"{self.priors['used']} / {self.priors['missing']}"}
+
     # -- output --------------------------------------------------------------------------------
     def on_cloud_timer(self) -> None:
         gmap = self.mapper.map

@@ -130,6 +130,11 @@ class PhysicsTrackerNode:
     def world(self):
         return self.tracker.world
 
+    def diagnostics(self) -> dict[str, object]:
+        """Figures for /diagnostics (see ros_gs.runtime.diagnostics)."""
+        return {"camera sets processed": self.frames, "objects tracked": len(self.ids) if self.tracker.started else 0,
+                "objects appeared / dropped": f"{self.appeared} / {self.disappeared}", "restarts": self.restarts}
+
     def on_set(self, msgs) -> None:
         stamp = header_stamp_ns(msgs[0])
         ahead = (stamp - self._last_stamp) * 1e-9 if self._last_stamp is not None else 0.0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import traceback
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -31,6 +32,9 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 
 from ros_gs.errors import ConfigError, InputError
+from ros_gs.runtime.diagnostics import TOPIC as DIAGNOSTICS_TOPIC
+from ros_gs.runtime.diagnostics import DiagnosticsRecorder
+from ros_gs.runtime.diagnostics import to_message as diagnostics_message
 from ros_gs.runtime.qos import DEFAULT_QOS, TF_QOS, TF_STATIC_QOS, QoS
 
 #: the fastest timer a node may ask for (1 kHz) in any runtime: a period of 1e-9 s would have a
@@ -91,6 +95,9 @@ class NodeContext(ABC):
         self._tf = None
         #: launch remappings, fully qualified from -> to (replay applies them; under rclpy, rcl does)
         self.remaps: dict[str, str] = {}
+        #: every guarded callback's count and time, for /diagnostics (see start_diagnostics)
+        self.diagnostics = DiagnosticsRecorder()
+        self._node: Any = None
 
     # -- names, messages, time, parameters -------------------------------------------------
     def resolve(self, name: str) -> str:
@@ -152,6 +159,8 @@ class NodeContext(ABC):
         """Wrap a callback so bad input is a counted skip and a bug never stops the node."""
 
         def guarded(*args: Any) -> Any:
+            t = time.perf_counter()
+            self.diagnostics.depth += 1
             try:
                 return func(*args)
             except InputError as err:
@@ -168,9 +177,45 @@ class NodeContext(ABC):
                         err,
                         traceback.format_exc(),
                     )
+            finally:
+                self.diagnostics.depth -= 1
+                self.diagnostics.record(where, time.perf_counter() - t, outer=self.diagnostics.depth == 0)
             return None
 
         return guarded
+
+    # -- diagnostics --------------------------------------------------------------------------
+    def full_name(self) -> str:
+        return f"{'/' + self.namespace.strip('/') if self.namespace.strip('/') else ''}/{self.name}"
+
+    def start_diagnostics(self, node: Any) -> None:
+        """Publish the node's status on /diagnostics every ``params.diagnostics_period_s`` (a
+        :class:`~ros_gs.runtime.params.NodeParams` field; 0: never).  Runtimes call this once the
+        node is built; the node's optional ``diagnostics()`` adds its own figures."""
+        self._node = node
+        period = float(getattr(getattr(node, "params", None), "diagnostics_period_s", 0.0) or 0.0)
+        self.diagnostics.start(self.now_ns())
+        if period <= 0:
+            return
+        pub = self.create_publisher("diagnostic_msgs/msg/DiagnosticArray", DIAGNOSTICS_TOPIC)
+
+        def tick() -> None:
+            now = self.now_ns()
+            status = self.diagnostics.snapshot(self.full_name(), now, self.skips, self.errors, self.node_figures())
+            pub.publish(diagnostics_message(self.make, now, [status]))
+
+        self.create_timer(period, tick)
+
+    def node_figures(self) -> dict[str, Any]:
+        """The node's own ``diagnostics()`` figures; a failure there is an error, not a crash."""
+        figures = getattr(self._node, "diagnostics", None)
+        if not callable(figures):
+            return {}
+        return self.guard("diagnostics", figures)() or {}
+
+    def diagnostics_summary(self) -> dict[str, Any]:
+        """The status over the whole run so far (for a replay's closing summary)."""
+        return self.diagnostics.snapshot(self.full_name(), self.now_ns(), self.skips, self.errors, self.node_figures(), whole_run=True)
 
     def count_skip(self, where: str, err: Exception | str) -> None:
         """Count (and log, rate-limited) one input that had to be skipped."""

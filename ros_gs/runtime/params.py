@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ros_gs.errors import ConfigError
 
@@ -33,6 +33,8 @@ class NodeParams(BaseModel):
     """Base for node parameter models: unknown keys are errors, values are validated on set."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    diagnostics_period_s: float = Field(1.0, ge=0.0, le=3600.0, description="publish the node's status (input rates, time per message, skipped inputs and why, its own figures) on /diagnostics this often (s); 0: never")
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

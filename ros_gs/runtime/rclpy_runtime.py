@@ -175,6 +175,8 @@ def _convert_scalar(value: Any, ros_type: str, make: Callable[..., Any]) -> Any:
             return int(value)
     elif ros_type == "boolean" and isinstance(value, np.bool_):
         return bool(value)
+    elif ros_type in ("octet", "byte") and isinstance(value, (int, np.integer)):
+        return bytes([int(value)])  # rclpy's byte fields take one-byte bytes (rosbags: an int)
     return value
 
 
@@ -429,6 +431,7 @@ def main(node_name: str, args: Sequence[str] | None = None) -> int:
         forward = _RosLogHandler(ros_node.get_logger())  # module loggers (ros_gs.sensors, ...)
         logging.getLogger("ros_gs").addHandler(forward)
         node = node_cls(ctx)
+        ctx.start_diagnostics(node)
         executor = SingleThreadedExecutor()
         executor.add_node(ros_node)
         executor.spin()

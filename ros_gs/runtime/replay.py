@@ -82,6 +82,7 @@ class ReplayReport:
     skipped: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
     services: list[ServiceResult] = field(default_factory=list)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)  # each node's status over the whole run
     wall_s: float = 0.0
 
     @property
@@ -250,6 +251,7 @@ class ReplayRuntime:
         ctx = ReplayContext(self, name, namespace, params)
         ctx.set_remaps(remaps)
         node = node_cls(ctx)
+        ctx.start_diagnostics(node)
         self.nodes.append(node)
         self.contexts.append(ctx)
         return node
@@ -329,6 +331,8 @@ class ReplayRuntime:
             end = last if duration_s is None else min(last, start + int(duration_s * 1e9))
             self._warn_type_mismatches(reader.topics())
             self.report.start_ns, self.now_ns, self._end_ns = start, start, end
+            for ctx in self.contexts:
+                ctx.diagnostics.start(start)  # built before the clock was set
             for period_ns, callback in self._timers:
                 self._schedule_timer(start + period_ns, period_ns, callback, end)
             pending_calls = set(range(len(self.service_calls)))
@@ -366,6 +370,7 @@ class ReplayRuntime:
         for ctx in self.contexts:
             self.report.skipped.update({(ctx.name, *k): v for k, v in ctx.skips.items()})
             self.report.errors.update({(ctx.name, *k): v for k, v in ctx.errors.items()})
+            self.report.diagnostics.append(ctx.diagnostics_summary())
         self.report.wall_s = time.perf_counter() - wall0
         return self.report
 

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ros_gs.errors import ConfigError
 from ros_gs.runtime.params import NodeParams, describe, load_params, read_param_file
 
 
-class Sync(NodeParams):
+class Sync(BaseModel):  # a nested group: a plain strict model (NodeParams is a node's top level)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference")
 
 
@@ -70,6 +72,6 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
 
 def test_describe_lists_flat_names_bounds_and_docs() -> None:
     rows = {r["name"]: r for r in describe(Params)}
-    assert set(rows) == {"topic", "rate", "sync.slop_s"}
+    assert set(rows) == {"topic", "rate", "sync.slop_s", "diagnostics_period_s"}  # the last: every node's
     assert rows["sync.slop_s"]["ge"] == 0.0 and rows["sync.slop_s"]["le"] == 1.0
     assert rows["rate"]["gt"] == 0 and rows["topic"]["description"] == "input"

@@ -60,6 +60,8 @@ def _default(ros_type: str):
         return ""
     if ros_type == "boolean":
         return False
+    if ros_type == "octet":
+        return b"\x00"
     return _resolve(ros_type)()
 
 
@@ -88,6 +90,8 @@ def _check(field: str, ros_type: str, value) -> None:
         assert isinstance(value, str), field
     elif ros_type == "boolean":
         assert isinstance(value, bool), field
+    elif ros_type == "octet":
+        assert isinstance(value, bytes) and len(value) == 1, f"{field} must be one byte (bytes), got {value!r}"
     else:
         assert isinstance(value, _resolve(ros_type)), f"{field} must be {ros_type}, got {type(value).__name__}"
 
@@ -362,6 +366,10 @@ ImageStats = msg_class(
     },
 )  # fmt: skip
 TFMessage = msg_class("TFMessage", {"transforms": "sequence<std_msgs/Header>"})
+KeyValue = msg_class("KeyValue", {"key": "string", "value": "string"})
+DiagnosticStatus = msg_class("DiagnosticStatus", {"level": "octet", "name": "string", "message": "string",
+                                                  "hardware_id": "string", "values": "sequence<diagnostic_msgs/KeyValue>"})
+DiagnosticArray = msg_class("DiagnosticArray", {"header": "std_msgs/Header", "status": "sequence<diagnostic_msgs/DiagnosticStatus>"})
 
 
 class GetImageStats:  # a generated service: only the service class is exported by srv/__init__
@@ -412,6 +420,9 @@ def ros(monkeypatch) -> FakeRos:
         "sensor_msgs.msg": module("sensor_msgs.msg", Image=Image, CameraInfo=CameraInfo),
         "tf2_msgs": module("tf2_msgs"),
         "tf2_msgs.msg": module("tf2_msgs.msg", TFMessage=TFMessage),
+        "diagnostic_msgs": module("diagnostic_msgs"),
+        "diagnostic_msgs.msg": module("diagnostic_msgs.msg", KeyValue=KeyValue, DiagnosticStatus=DiagnosticStatus,
+                                      DiagnosticArray=DiagnosticArray),
         "ros_gs.msg": module("ros_gs.msg", ImageStats=ImageStats),
         "ros_gs.srv": module("ros_gs.srv", GetImageStats=GetImageStats),
     }
@@ -553,12 +564,12 @@ def test_parameters_declared_with_defaults_descriptions_and_ranges(ros):
     params = ctx.get_params(DemoParams)
     assert params == DemoParams()
     node = ctx.node
-    names = {"rate_hz", "workers", "name", "frame", "topics", "weights", "sync.slop_s", "sync.queue"}
+    names = {"rate_hz", "workers", "name", "frame", "topics", "weights", "sync.slop_s", "sync.queue", "diagnostics_period_s"}
     assert set(node.descriptors) == names
     declared = {name: p.value for name, p in node._parameters.items() if name != "use_sim_time"}
     assert declared == {
         "rate_hz": 10.0, "workers": 2, "name": "demo", "frame": None, "topics": None,
-        "weights": [1.0, 2.0], "sync.slop_s": 0.05, "sync.queue": 4,
+        "weights": [1.0, 2.0], "sync.slop_s": 0.05, "sync.queue": 4, "diagnostics_period_s": 1.0,
     }  # fmt: skip
     d = node.descriptors
     assert all(desc.read_only and desc.dynamic_typing for desc in d.values())
@@ -727,9 +738,11 @@ def test_image_stats_node_runs_unchanged_under_main(ros):
         results["before"] = node.call("/image_stats/get_stats")
         sub.callback(rgb_image(pixels))
         sub.callback(rgb_image(pixels, encoding="no_such_encoding"))  # SensorDataError: a skip
-        ((period, tick),) = node.timers
-        results["period"] = period
+        (period, tick), (diag_period, diag_tick) = node.timers  # the node's heartbeat, then /diagnostics
+        results["period"], results["diag_period"] = period, diag_period
         tick()
+        diag_tick()
+        results["diagnostics"] = node.find("pub", "/diagnostics").published
         results["after"] = node.call("/image_stats/get_stats")
         results["stats"] = node.find("pub", "/image_stats/stats").published
         results["frames"] = node.find("pub", "/image_stats/frames").published
@@ -753,6 +766,15 @@ def test_image_stats_node_runs_unchanged_under_main(ros):
     assert isinstance(frames, UInt64) and frames.data == 1
     assert results["after"].ok is True and results["after"].stats is stats
     assert any("SensorDataError" in text for text in results["warnings"])
+    # /diagnostics: the skipped image is a WARN naming its reason, the good one counted, own figures added
+    assert results["diag_period"] == 1.0
+    assert len(results["diagnostics"]) == 1, [t for lv, t in node.logger.lines if lv == "error"]
+    (diag,) = results["diagnostics"]
+    (status,) = diag.status
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.name == "/image_stats" and status.level == b"\x01" and "1 input(s) skipped" in status.message
+    assert values["/camera/color/image_raw messages"] == "2" and values["skipped"] == "1"
+    assert values["skipped /camera/color/image_raw: SensorDataError"] == "1"
 
 
 def test_main_reports_bad_parameters_and_shuts_down(ros):
