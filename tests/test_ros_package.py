@@ -689,8 +689,8 @@ def test_package_xml_version_format_and_deps_are_checked(repo):
 def test_undeclared_message_package_in_code_is_noticed(repo):
     (repo / PACKAGE / "viz.py").write_text('MARKER = "visualization_msgs/msg/Marker"\n')
     one_problem(check_message_dependencies(repo), "visualization_msgs", "ros_gs/viz.py")
-    (repo / PACKAGE / "viz.py").write_text("def f():\n    from diagnostic_msgs.msg import KeyValue\n")
-    one_problem(check_message_dependencies(repo), "diagnostic_msgs")
+    (repo / PACKAGE / "viz.py").write_text("def f():\n    from shape_msgs.msg import Mesh\n")
+    one_problem(check_message_dependencies(repo), "shape_msgs")
 
 
 def test_bad_config_is_noticed(repo):

@@ -84,12 +84,12 @@ def bag_from_ouster(
 
 @bag_app.command("from-mujoco")
 def bag_from_mujoco(
-    scene: Annotated[str, typer.Argument(help="tabletop | push | drop | walkthrough")],
+    scene: Annotated[str, typer.Argument(help="tabletop | push | drop | walkthrough | orbit")],
     out: Annotated[Path, typer.Argument(help="output rosbag2 (a folder; MCAP storage)")],
     duration: Annotated[float, typer.Option(help="simulated seconds")] = 2.0,
     seed: Annotated[int, typer.Option(help="random seed (same seed, same bag)")] = 0,
     size: Annotated[tuple[int, int], typer.Option(help="camera width and height")] = (320, 240),
-    cameras: Annotated[Optional[int], typer.Option(help="RGB-D cameras (table scenes 0-3, walkthrough 0-2); default: all the scene has")] = None,
+    cameras: Annotated[Optional[int], typer.Option(help="RGB-D cameras (table scenes 0-3, walkthrough 0-2, orbit 0-1); default: all the scene has")] = None,
     camera_rate: Annotated[float, typer.Option(help="camera frame rate, Hz")] = 10.0,
     imu_rate: Annotated[float, typer.Option(help="IMU rate, Hz")] = 200.0,
     noise: Annotated[bool, typer.Option(help="add depth, LiDAR and IMU noise and IMU bias")] = False,
@@ -330,6 +330,27 @@ def render(
     if depth is not None:
         np.save(depth, result.depth.float().cpu().numpy())
     typer.echo(f"rendered {len(gaussians)} Gaussians at {width}x{height} with backend {result.backend} in {seconds:.3f} s -> {out}")
+
+
+@app.command("report")
+def report_cmd(
+    input_bag: Annotated[Path, typer.Argument(help="the bag the graph replayed (sensors and, for judging, /ground_truth)")],
+    output_bag: Annotated[Path, typer.Argument(help="what it published (the OUT of ros-gs replay)")],
+    html: Annotated[Path, typer.Option(help="the report to write (one static HTML file)")] = Path("report.html"),
+    image: Annotated[list[Path], typer.Option(help="a PNG to add (e.g. grasps drawn by ros-gs grasp)")] = [],
+    frames: Annotated[int, typer.Option(help="camera frames to compare with the map")] = 3,
+) -> None:
+    """One HTML report of a replayed graph: key figures and time per stage, trajectory against
+    ground truth, the map rendered beside camera images, tracked objects."""
+    from ros_gs.report import graph_report
+
+    for path in (input_bag, output_bag, *image):
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
+    if not 1 <= frames <= 20:
+        raise InputError(f"--frames must be 1 to 20, got {frames}")
+    writable_parent(html)
+    typer.echo(f"report: {graph_report(input_bag, output_bag, html, images=list(image), frames=frames)}")
 
 
 @app.command("eval")

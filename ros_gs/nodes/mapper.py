@@ -146,13 +146,15 @@ class MapperNode:
 
     def flush(self) -> None:
         """The input ended: frames still waiting for the odometry are processed with what there is;
-        LiDAR scans the camera poses never reached are counted skips."""
+        LiDAR scans the camera poses never reached are counted skips; the final map goes out on
+        the map cloud (if it changed since the last one)."""
         while self._waiting:
             self._guarded_frame(self._waiting.popleft())
         self._map_scans()
         for stamp, *_ in self._scans:
             self.ctx.count_skip(self.params.points_topic, InputError(f"scan at {stamp} ns: no camera pose after it"))
         self._scans.clear()
+        self.on_cloud_timer()
 
     def on_points(self, msg) -> None:
         p = self.params

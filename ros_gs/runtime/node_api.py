@@ -98,6 +98,8 @@ class NodeContext(ABC):
         #: every guarded callback's count and time, for /diagnostics (see start_diagnostics)
         self.diagnostics = DiagnosticsRecorder()
         self._node: Any = None
+        #: publishes a status now (set by start_diagnostics; None while /diagnostics is off)
+        self.publish_diagnostics: Callable[[], None] | None = None
 
     # -- names, messages, time, parameters -------------------------------------------------
     def resolve(self, name: str) -> str:
@@ -205,6 +207,7 @@ class NodeContext(ABC):
             pub.publish(diagnostics_message(self.make, now, [status]))
 
         self.create_timer(period, tick)
+        self.publish_diagnostics = tick  # a runtime may also call it when the input ends
 
     def node_figures(self) -> dict[str, Any]:
         """The node's own ``diagnostics()`` figures; a failure there is an error, not a crash."""

@@ -355,6 +355,10 @@ class ReplayRuntime:
                         if callable(getattr(node, "flush", None)):
                             ctx.guard("flush", node.flush)()
                     self._run_events_until(self.now_ns, wall0, start)
+                for ctx in self.contexts:  # the last stretch since the last periodic status, into the bag
+                    if ctx.publish_diagnostics is not None and ctx.diagnostics.last_ns != self.now_ns:
+                        ctx.guard("diagnostics", ctx.publish_diagnostics)()
+                self._run_events_until(self.now_ns, wall0, start)
             except BaseException as exc:  # interrupted, disk full, a bug: the output stays readable, marked partial
                 if self._writer is not None:
                     self._writer.close(partial=stop_reason(exc))

@@ -22,6 +22,11 @@ Scenes (``build_scene(name)``):
   camera, 16 x 720 spinning LiDAR at 10 Hz with +-15 deg vertical field, IMU) rigidly mounted
   with non-identity extrinsics, following a smooth 6-DoF loop (:class:`LoopTrajectory`).
 
+* ``orbit`` -- the tabletop's objects in a seeded layout and one RGB-D camera with an IMU (the
+  walkthrough rig's front camera and IMU) carried around the table at head height on a smooth
+  path, looking at it (:class:`OrbitTrajectory`); at 4.0-4.6 s a paddle pushes the red box 12 cm.
+  The whole world model on a moving camera (issue 17).
+
 Conventions: z up, metres, table top at ``TABLE_TOP_Z`` (0.75 m) in the table scenes.  The rig
 frame is x forward, y left, z up (REP 103); the LiDAR frame likewise (azimuth 0 along +x,
 counter-clockwise); camera frames in MJCF are MuJoCo's (look along -z, y up) -- the recorder
@@ -41,7 +46,7 @@ import numpy as np
 from ros_gs.errors import ConfigError
 from ros_gs.sim.geometry import matrix_to_quat, mug_parts, pose, quat_to_matrix
 
-SCENES: tuple[str, ...] = ("tabletop", "push", "drop", "walkthrough")
+SCENES: tuple[str, ...] = ("tabletop", "push", "drop", "walkthrough", "orbit")
 
 TABLE_TOP_Z = 0.75
 TABLE_HALF = (0.5, 0.35, 0.02)  # table top half-extents (x, y, thickness)
@@ -113,7 +118,7 @@ class SceneSpec:
     timestep: float = TIMESTEP
     settle_s: float = 0.0  # simulated before recording starts (objects come to rest)
     table_top_z: float | None = None  # height of the table top, where there is a table
-    rig_trajectory: "LoopTrajectory | None" = None  # pose of rig_body vs recording time
+    rig_trajectory: "LoopTrajectory | OrbitTrajectory | None" = None  # pose of rig_body vs recording time
     mocap: dict[str, Callable[[float], np.ndarray]] = field(default_factory=dict)  # body -> t -> 4x4
     seed: int = 0
 
@@ -195,6 +200,39 @@ class MinJerkPath:
         f = s**3 * (10 - 15 * s + 6 * s * s)
         p = np.asarray(self.start) + f * (np.asarray(self.end) - np.asarray(self.start))
         return pose(quat_to_matrix(self.quat), p)
+
+    __call__ = pose
+
+
+@dataclass(frozen=True)
+class OrbitTrajectory:
+    """Around ``target`` on a circle at head height, always looking at it (x forward, y left,
+    z up): ``theta = omega t + phase``; the radius, height, heading, pitch and roll sway with
+    sums of sines ``sum a sin(w t + p)`` (as :class:`LoopTrajectory`: smooth, and they excite the
+    IMU); ``aim_down`` tilts the look below the target (a camera mounted pitched down)."""
+
+    target: tuple[float, float, float] = (0.0, 0.0, 0.78)
+    radius: float = 0.85
+    z0: float = 1.32
+    omega: float = 0.22  # rad/s around the target
+    phase: float = 0.0
+    aim_down: float = 0.0  # rad
+    radius_sines: tuple = ((0.04, 0.9, 0.0),)
+    z_sines: tuple = ((0.03, 1.3, 0.4), (0.01, 3.1, 1.0))
+    yaw_sines: tuple = ((0.05, 1.1, 0.2),)
+    pitch_sines: tuple = ((0.03, 1.7, 0.6),)
+    roll_sines: tuple = ((0.04, 1.4, 1.3), (0.015, 3.7, 0.2))
+
+    def pose(self, t: float) -> np.ndarray:
+        th = self.omega * t + self.phase
+        r = self.radius + LoopTrajectory._sines(self.radius_sines, t)
+        tx, ty, tz = self.target
+        p = np.array([tx + r * math.cos(th), ty + r * math.sin(th), self.z0 + LoopTrajectory._sines(self.z_sines, t)])
+        d = np.asarray(self.target) - p
+        yaw = math.atan2(d[1], d[0]) + LoopTrajectory._sines(self.yaw_sines, t)
+        pitch = math.atan2(-d[2], math.hypot(d[0], d[1])) - self.aim_down + LoopTrajectory._sines(self.pitch_sines, t)
+        R = _rot_z(yaw) @ _rot_y(pitch) @ _rot_x(LoopTrajectory._sines(self.roll_sines, t))
+        return pose(R, p)
 
     __call__ = pose
 
@@ -517,9 +555,60 @@ def _walkthrough(seed: int, width: int, height: int, num_cameras: int) -> SceneS
     return SceneSpec("walkthrough", xml, objects, cams, lidar, "imu", "rig", settle_s=0.0, rig_trajectory=traj, seed=seed)
 
 
-_BUILDERS = {"tabletop": _tabletop, "push": _push, "drop": _drop, "walkthrough": _walkthrough}
-#: cameras each scene has (3 static table cameras, 2 rig cameras on the walkthrough rig)
-MAX_CAMERAS = {"tabletop": 3, "push": 3, "drop": 3, "walkthrough": 2}
+#: when (s) and how far the orbit scene's paddle pushes its box
+ORBIT_PUSH_S, ORBIT_PUSH_M = (4.0, 4.6), 0.12
+
+
+def _orbit(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec:
+    rng = np.random.default_rng(seed)
+    # the tabletop's objects in a seeded layout (+-3 cm, +-30 deg: more than tabletop's jitter)
+    objects, body_xml, placed = [], "", {}
+    for name, (x, y, yaw) in TABLETOP_LAYOUT.items():
+        obj = _catalogue_object(name)
+        x, y = x + rng.uniform(-0.03, 0.03), y + rng.uniform(-0.03, 0.03)
+        yaw += rng.uniform(-0.52, 0.52)
+        placed[name] = (x, y)
+        objects.append(obj)
+        body_xml += _object_xml(obj, pose(_rest_rotation(obj.shape, yaw), (x, y, TABLE_TOP_Z + _rest_height(obj.shape, obj.size))))
+    # a paddle the graph does not know pushes the red box 12 cm towards the table's back edge
+    # (+y, open table there) at 4.0-4.6 s; it waits beside the box before and after
+    bx, by = placed["red_box"]
+    paddle_half = (0.012, 0.06, 0.03)
+    pz = TABLE_TOP_Z + paddle_half[2] + 0.004
+    y0 = by - 0.045 - 0.03  # 3 cm short of the box's near side (its half-extents are <= 4.5 cm)
+    q = (math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4))  # the paddle's face across y
+    path = MinJerkPath((bx, y0, pz), (bx, y0 + 0.03 + ORBIT_PUSH_M, pz), *ORBIT_PUSH_S, quat=q)
+    paddle = (
+        f'  <body name="pusher" mocap="true" pos="{_f(path.start)}" quat="{_f(q)}">\n'
+        f'    <geom name="pusher_paddle" type="box" size="{_f(paddle_half)}" rgba="0.3 0.3 0.32 1" friction="0.3 0.005 0.0001"/>\n'
+        f'    <geom name="pusher_rod" type="cylinder" size="0.008 0.2" pos="0 0 0.23" rgba="0.5 0.5 0.52 1" contype="0" conaffinity="0"/>\n'
+        "  </body>\n"
+    )
+    # a head camera with an IMU carried around the table at head height, looking at it
+    traj = OrbitTrajectory(phase=float(rng.uniform(0, 2 * math.pi)), omega=0.22 if seed % 2 == 0 else -0.22,
+                           aim_down=math.radians(8.0))  # the front camera is mounted 8 deg down
+    T0 = traj.pose(0.0)
+    cams, cam_xml = [], ""
+    for name, (pos, R) in (("head", RIG_CAMERA_FRONT),)[:num_cameras]:
+        cam_xml += f'    <camera name="{name}" mode="fixed" pos="{_f(pos)}" quat="{_quat_attr(_mj_camera_from_body(R))}" fovy="60"/>\n'
+        cams.append(CameraSpec(name, width, height, 60.0, "rig"))
+    rig_xml = (
+        f'  <body name="rig" pos="{_f(T0[:3, 3])}" quat="{_quat_attr(T0[:3, :3])}">\n'
+        '    <freejoint name="rig_joint"/>\n'
+        '    <inertial pos="0 0 0" mass="2.0" diaginertia="0.02 0.02 0.02"/>\n'
+        f'    <site name="imu" pos="{_f(RIG_IMU[0])}" quat="{_quat_attr(RIG_IMU[1])}" size="0.01"/>\n'
+        + cam_xml + "  </body>\n"
+    )
+    sensors = '  <sensor>\n    <gyro name="imu_gyro" site="imu"/>\n    <accelerometer name="imu_accel" site="imu"/>\n  </sensor>\n'
+    xml = _header("orbit", 2.5, (0, 0, 0.9), width, height) + "  <worldbody>\n" + _table_world() + paddle + body_xml + rig_xml
+    xml += "  </worldbody>\n" + sensors + "</mujoco>\n"
+    return SceneSpec("orbit", xml, objects, cams, None, "imu", "rig", settle_s=0.5, table_top_z=TABLE_TOP_Z,
+                     rig_trajectory=traj, mocap={"pusher": path}, seed=seed)
+
+
+_BUILDERS = {"tabletop": _tabletop, "push": _push, "drop": _drop, "walkthrough": _walkthrough, "orbit": _orbit}
+#: cameras each scene has (3 static table cameras, 2 rig cameras on the walkthrough rig, the head camera of orbit)
+MAX_CAMERAS = {"tabletop": 3, "push": 3, "drop": 3, "walkthrough": 2, "orbit": 1}
 
 
 def build_scene(name: str, *, seed: int = 0, width: int = 320, height: int = 240, num_cameras: int = 3) -> SceneSpec:

@@ -58,7 +58,7 @@ def test_each_period_reports_its_rate_losses_and_level(bag: Path, tmp_path: Path
     report = rt.run()
     with BagReader(out) as r:
         arrays = [(raw.log_ns, from_message(m)) for raw, m in r.messages(["/diagnostics"])]
-    assert [t - T0 for t, _ in arrays] == [S, 2 * S, 3 * S]
+    assert [t - T0 for t, _ in arrays] == [S, 2 * S, 3 * S]  # the bag ends on a tick: no closing status
     statuses = [s for _, (s,) in arrays]
     assert [s["level"] for s in statuses] == [OK, WARN, ERROR]
     values = [dict(s["values"]) for s in statuses]
@@ -94,3 +94,18 @@ def test_a_failing_diagnostics_method_is_an_error_not_a_crash(bag: Path) -> None
     rt.add_node(Broken, "broken")
     report = rt.run()
     assert report.errors[("broken", "diagnostics", "ZeroDivisionError")] >= 3
+
+
+def test_the_last_stretch_is_published_when_the_input_ends(tmp_path: Path) -> None:
+    bag, out = tmp_path / "in.mcap", tmp_path / "out.mcap"
+    with BagWriter(bag) as w:
+        for i in range(36):  # 0 .. 3.5 s
+            w.write("/a", "std_msgs/msg/String", w.factory("std_msgs/msg/String", data=f"m{i}"), T0 + i * S // 10)
+    rt = ReplayRuntime(bag, out)
+    rt.add_node(Counting)
+    rt.run()
+    with BagReader(out) as r:
+        arrays = [(raw.log_ns - T0, from_message(m)[0]) for raw, m in r.messages(["/diagnostics"])]
+    assert [t for t, _ in arrays] == [S, 2 * S, 3 * S, 35 * S // 10]
+    last = dict(arrays[-1][1]["values"])
+    assert last["/a messages"] == "36" and last["/a rate (Hz)"] == "10.00" and last["messages kept"] == "36"

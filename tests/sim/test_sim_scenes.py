@@ -37,6 +37,9 @@ def test_scene_compiles_and_names_resolve(name):
         assert spec.lidar is not None and spec.imu_site == "imu" and spec.rig_body == "rig"
         assert all(c.mounted_on == "rig" for c in spec.cameras) and spec.lidar.mounted_on == "rig"
         assert 16 <= spec.lidar.channels <= 32 and 360 <= spec.lidar.horizontal <= 1024
+    elif name == "orbit":
+        assert spec.lidar is None and spec.imu_site == "imu" and spec.rig_body == "rig" and spec.table_top_z == TABLE_TOP_Z
+        assert [c.mounted_on for c in spec.cameras] == ["rig"] and "pusher" in spec.mocap
     else:
         assert spec.lidar is None and spec.rig_body is None and spec.table_top_z == TABLE_TOP_Z
         assert all(c.mounted_on is None for c in spec.cameras)
@@ -50,6 +53,8 @@ def test_scene_contents():
     assert len(build_scene("drop").objects) >= 4
     assert build_scene("drop", seed=0).xml != build_scene("drop", seed=1).xml
     assert build_scene("tabletop", seed=1).xml == build_scene("tabletop", seed=1).xml
+    assert [o.name for o in build_scene("orbit").objects] == [o.name for o in build_scene("tabletop").objects]
+    assert build_scene("orbit", seed=0).xml != build_scene("orbit", seed=1).xml
 
 
 def test_camera_count_and_resolution():
@@ -57,6 +62,7 @@ def test_camera_count_and_resolution():
     assert len(build_scene("tabletop", num_cameras=0).cameras) == 0
     assert len(build_scene("tabletop", num_cameras=7).cameras) == 3  # capped at what the scene has
     assert len(build_scene("walkthrough", num_cameras=3).cameras) == 2
+    assert len(build_scene("orbit", num_cameras=3).cameras) == 1
     assert build_scene("push", width=100, height=50).cameras[0].width == 100
 
 
