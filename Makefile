@@ -74,6 +74,11 @@ demo: setup
 		--service-log $(OUT)/tabletop_grasps.yaml
 	$(VENV)/bin/ros-gs grasp $(OUT)/tabletop.mcap "the banana" --params config/grasp_planner_tabletop.yaml \
 		--png $(OUT)/tabletop_grasps.png
+	$(VENV)/bin/ros-gs bag from-mujoco orbit $(OUT)/orbit.mcap --duration 6 --noise --overwrite
+	$(VENV)/bin/ros-gs replay $(OUT)/orbit.mcap --launch launch/ros_gs.launch.yaml --arg camera:=/cameras/head \
+		--out $(OUT)/orbit_graph.mcap --overwrite
+	$(VENV)/bin/ros-gs report $(OUT)/orbit.mcap $(OUT)/orbit_graph.mcap --html $(OUT)/orbit_report.html \
+		--image $(OUT)/push_tracking.png --image $(OUT)/tabletop_grasps.png
 	$(VENV)/bin/ros-gs bag from-graspnet $(DATA)/graspnet_tabletop $(OUT)/graspnet.mcap --overwrite
 	$(VENV)/bin/ros-gs query-grasps $(OUT)/graspnet.mcap "something yellow" --json --max-grasps 3 > $(OUT)/graspnet_query.json
 	$(VENV)/bin/ros-gs query-grasps $(OUT)/graspnet.mcap "the tall red box" --max-grasps 3

@@ -350,7 +350,10 @@ def report_cmd(
     if not 1 <= frames <= 20:
         raise InputError(f"--frames must be 1 to 20, got {frames}")
     writable_parent(html)
-    typer.echo(f"report: {graph_report(input_bag, output_bag, html, images=list(image), frames=frames)}")
+    path, figures = graph_report(input_bag, output_bag, html, images=list(image), frames=frames)
+    for key, value in figures.items():
+        typer.echo(f"  {key}: {value}")
+    typer.echo(f"report: {path}")
 
 
 @app.command("eval")

@@ -187,8 +187,9 @@ def objects(input_bag: Path, output_bag: Path, figures: dict) -> Section | None:
 
 
 def graph_report(input_bag: Path | str, output_bag: Path | str, html: Path | str, *, images: list[Path] = (),
-                 title: str = "", frames: int = 3) -> Path:
-    """Write the report of ``output_bag`` (what the graph published when replaying ``input_bag``)."""
+                 title: str = "", frames: int = 3) -> tuple[Path, dict[str, str]]:
+    """Write the report of ``output_bag`` (what the graph published when replaying ``input_bag``);
+    returns its path and the headline figures (ATE, map PSNR, ...) as text."""
     input_bag, output_bag = Path(input_bag), Path(output_bag)
     figures: dict[str, str] = {}
     sections = [key_figures(output_bag)]
@@ -204,5 +205,5 @@ def graph_report(input_bag: Path | str, output_bag: Path | str, html: Path | str
         sections[0].items.insert(0, Table("Headline", ("figure", "value"), list(figures.items())))
     if images:
         sections.append(Section("Images", [Figure(Path(p).name, Path(p).read_bytes()) for p in images]))
-    return write_html(html, title or f"ros_gs: {output_bag.name}", sections,
-                      subtitle=f"input {input_bag}, output {output_bag}")
+    path = write_html(html, title or f"ros_gs: {output_bag.name}", sections, subtitle=f"input {input_bag}, output {output_bag}")
+    return path, figures

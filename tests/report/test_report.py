@@ -47,8 +47,9 @@ def graph(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_report_shows_the_graph_against_ground_truth(graph, tmp_path: Path) -> None:
     bag, out = graph
-    html = graph_report(bag, out, tmp_path / "report.html", frames=2)
+    html, figures = graph_report(bag, out, tmp_path / "report.html", frames=2)
     text = html.read_text()
+    assert float(figures["ATE RMSE (cm)"]) < 3.0 and int(figures["map Gaussians"]) > 1000
     assert not list(tmp_path.glob(".*part"))
     images = [Image.open(io.BytesIO(base64.b64decode(b))) for b in re.findall(r"base64,([A-Za-z0-9+/=]+)", text)]
     assert len(images) == 3  # trajectory + two frames
@@ -69,7 +70,9 @@ def test_report_says_what_it_cannot_show(tmp_path: Path) -> None:
     for path in (empty_in, empty_out):
         with BagWriter(path) as w:
             w.write("/chatter", "std_msgs/msg/String", w.factory("std_msgs/msg/String", data="hi"), 10**18)
-    text = graph_report(empty_in, empty_out, tmp_path / "r.html").read_text()
+    html, figures = graph_report(empty_in, empty_out, tmp_path / "r.html")
+    text = html.read_text()
+    assert figures == {}
     assert "has no /diagnostics" in text and "not evaluated" in text and "not drawn" in text
     bad = cli("report", str(empty_in), str(tmp_path / "missing.mcap"), "--html", str(tmp_path / "x.html"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
