@@ -5,14 +5,15 @@ Per camera namespace ``C``: ``C/depth/image_raw`` (metres or millimetres), optio
 ``C/color/camera_info`` and optionally ``C/color/image_raw`` (registered to depth), matched
 across all cameras by approximate time; camera poses from /tf_static (``world_frame`` -> the
 depth image's frame; an empty ``world_frame`` is the first camera's optical frame, for a lone
-camera without a TF tree).
+camera without a TF tree), or, for cameras that move, from /tf at each depth image's stamp
+(``poses="tf"``: e.g. the mapper's map -> camera).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ros_gs.errors import SensorDataError
+from ros_gs.errors import ConfigError, SensorDataError
 from ros_gs.objects.discovery import View
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_STATIC_QOS
@@ -31,15 +32,21 @@ class CameraSetInput:
     bag looped faster than ``jump_back_s`` needs a smaller one)."""
 
     def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None],
-                 jump_back_s: float = 1.0, segmentation: bool = True, colour: bool = False) -> None:
+                 jump_back_s: float = 1.0, segmentation: bool = True, colour: bool = False, poses: str = "tf_static") -> None:
+        if poses not in ("tf_static", "tf"):
+            raise ConfigError(f"camera poses come from 'tf_static' or 'tf', not {poses!r}")
         self.jump_back_ns = int(jump_back_s * 1e9)
         self.time_jumps = 0
         self.old_timeline_drops = 0
         self._fence: int | None = None  # while set: the newest stamp of the timeline before a jump back
         self._new_max = 0
-        self.tf_static = TfBuffer()
-        ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
-                                TF_STATIC_QOS)
+        self.moving = poses == "tf"
+        if self.moving:  # /tf and /tf_static, looked up at each image's stamp
+            self.tf_static = ctx.tf_buffer()
+        else:
+            self.tf_static = TfBuffer()
+            ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
+                                    TF_STATIC_QOS)
         self.segmentation, self.colour = segmentation, colour
         inputs = []
         for cam in cameras:
@@ -111,7 +118,8 @@ class CameraSetInput:
             if rgb.dtype != "uint8":
                 raise SensorDataError(f"colour image must be 8-bit, got {rgb.dtype}")
         frame = world_frame or msgs[0].header.frame_id
-        T = self.tf_static.lookup(frame, depth_msg.header.frame_id).matrix
+        stamp = header_stamp_ns(depth_msg) if self.moving else None
+        T = self.tf_static.lookup(frame, depth_msg.header.frame_id, stamp).matrix
         return depth, pin, seg, rgb, T
 
     def camera_model(self, msgs, k: int) -> PinholeCamera:

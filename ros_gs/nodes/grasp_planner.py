@@ -18,11 +18,13 @@ answered with ok = false and the reason.
 from __future__ import annotations
 
 import json
+from collections import deque
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from ros_gs.errors import InputError, SensorDataError
+from ros_gs.errors import InputError, SensorDataError, TransformError
 from ros_gs.grasping import GraspPlanner, GraspPlannerConfig
 from ros_gs.nodes.camera_set import CameraSetInput
 from ros_gs.objects import ObjectFinder, ObjectFinderConfig, ObjectScene, find_objects
@@ -38,7 +40,9 @@ class GraspPlannerParams(NodeParams):
     use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation (and names from labels_topic) instead of finding them")
     use_colour: bool = Field(True, description="subscribe to C/color/image_raw (colours describe objects and find thin ones)")
     labels_topic: str = Field("/segmentation/labels", description="std_msgs/String JSON {instance id: label}")
-    world_frame: str = Field("world", description="the fixed frame (z up) of the cameras' /tf_static poses and of the grasps; empty: the first camera's optical frame (a lone camera without TF)")
+    world_frame: str = Field("world", description="the fixed frame of the cameras' poses and of the grasps; empty: the first camera's optical frame (a lone camera without TF)")
+    camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper); a query uses the newest of the last 10 camera sets whose pose is known")
+    world_z_up: bool = Field(True, description="world_frame's z points up (REP 103: the support is the nearest large up-facing plane); false for a frame that is not levelled (the mapper's map is its first camera's frame): the support is found without it")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one camera set")
     grasps_topic: str = Field("~/grasps", description="geometry_msgs/PoseArray of the last query's grasps")
@@ -55,12 +59,13 @@ class GraspPlannerNode:
         self.planner = GraspPlanner(p.planner)
         ctx.create_subscription("std_msgs/msg/String", p.labels_topic, self.on_labels, LATCHED_QOS)
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set, segmentation=p.use_segmentation,
-                                      colour=p.use_colour)
+                                      colour=p.use_colour, poses=p.camera_poses)
         self.finder = ObjectFinder(p.finder)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.grasps_topic)
         ctx.create_service("ros_gs/srv/QueryGrasps", "~/query_grasps", self.on_query)
         self.labels: dict[int, str] = {}
         self.latest = None  # the newest complete camera set
+        self.recent: deque = deque(maxlen=10)  # the newest sets: a moving camera's pose may come after its images
         self.queries = 0
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): every query will be answered 'no camera set'")
@@ -87,12 +92,21 @@ class GraspPlannerNode:
 
     def on_set(self, msgs) -> None:
         self.latest = msgs
+        self.recent.append(msgs)
 
     def _scene(self) -> tuple[ObjectScene, int]:
+        """Objects of the newest camera set whose camera poses are known."""
         p = self.params
-        views = self.cameras.object_views(self.latest, p.world_frame, self.labels)
-        up = np.array([0.0, 0.0, 1.0]) if p.world_frame else None  # REP 103: z up in a world frame
-        return find_objects(self.finder, views, up), header_stamp_ns(self.latest[0])
+        missing = None
+        for msgs in reversed(self.recent):
+            try:
+                views = self.cameras.object_views(msgs, p.world_frame, self.labels)
+            except TransformError as err:  # a moving camera: its pose for these images not (yet) published
+                missing = missing or err
+                continue
+            up = np.array([0.0, 0.0, 1.0]) if p.world_frame and p.world_z_up else None  # REP 103: z up in a world frame
+            return find_objects(self.finder, views, up), header_stamp_ns(msgs[0])
+        raise TransformError(f"no camera pose for the last {len(self.recent)} camera set(s): {missing}")
 
     def on_query(self, request, response):
         p = self.params

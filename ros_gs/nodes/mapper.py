@@ -56,7 +56,7 @@ class MapperNodeParams(NodeParams):
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference of a colour/depth/info set")
     map_frame: str = Field("map", description="frame of the map and of published poses")
     odom_topic: str = Field("/ros_gs/odom", description="nav_msgs/Odometry, one per processed frame")
-    publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf")
+    publish_tf: bool = Field(True, description="publish map -> camera optical frame on /tf (or map -> the root of the camera's /tf_static tree, e.g. its rig, so that no frame has two parents)")
     map_cloud_topic: str = Field("/ros_gs/map_points", description="Gaussian centres as PointCloud2")
     map_cloud_period_s: float = Field(2.0, gt=0.0, le=3600.0, description="period of the map cloud")
     odom_wait_frames: int = Field(10, ge=0, le=100, description="with odom_prior_topic: a frame waits for the odometry to reach its stamp while at most this many frames wait (a LiDAR odometry publishes a scan's pose after the scan)")
@@ -240,7 +240,16 @@ class MapperNode:
         pose = self.ctx.make("geometry_msgs/msg/PoseWithCovariance", pose=matrix_to_pose(self.ctx.make, estimate.T_world_cam))
         self.odom.publish(self.ctx.make("nav_msgs/msg/Odometry", header=header, child_frame_id=child, pose=pose))
         if self.params.publish_tf:
-            tf = matrix_to_transform_stamped(self.ctx.make, estimate.T_world_cam, header, child)
+            # a frame has one parent: where the camera hangs in a static tree (rig -> camera on
+            # /tf_static), the map holds the tree's root, placed so that the camera lands where
+            # it was tracked (REP 105: map -> the robot's base, not -> a sensor)
+            root = child
+            while (up := self._tf_static.parent(root)) is not None and up != self.params.map_frame:
+                root = up
+            T = estimate.T_world_cam
+            if root != child:
+                T = T @ np.linalg.inv(self._tf_static.lookup(root, child).matrix)
+            tf = matrix_to_transform_stamped(self.ctx.make, T, header, root)
             self.tf.publish(self.ctx.make("tf2_msgs/msg/TFMessage", transforms=[tf]))
         if self.params.points_topic and child != self.params.map_frame:  # LiDAR scans this pose covers
             if self._camera_frame not in (None, child):

@@ -90,3 +90,39 @@ def test_grasp_command_answers_and_draws(tabletop_bag: Path, tmp_path: Path) -> 
     assert res.exit_code != 0 and "no answer" in f"{res.output}{res.exception}"  # after the bag's end
     res = CliRunner().invoke(app, ["grasp", str(tabletop_bag), "the ball"])  # cameras, masks, labels read from the bag
     assert res.exit_code == 0 and "'green ball'" in res.output, res.output
+
+
+def test_grasps_in_the_map_frame_of_a_moving_camera(tmp_path: Path) -> None:
+    """The launch file's graph on an orbit bag (issue 17): the mapper's map -> camera on /tf gives
+    the grasp planner its camera's pose; grasps come in the map frame and, moved into MuJoCo's
+    world by the rigid alignment of the mapper's path to the true one, lift the named object."""
+    from ros_gs.bags.evaluate import evaluate_odometry
+    from ros_gs.nodes import load_node
+    from ros_gs.runtime.launch import load_launch
+    from ros_gs.sensors.stamps import header_stamp_ns
+
+    bag, out = tmp_path / "orbit.mcap", tmp_path / "out.mcap"
+    mujoco_scene_to_bag("orbit", bag, duration_s=3.0, seed=6, width=320, height=240, num_cameras=1, camera_rate_hz=5.0,
+                        noise=True, progress=False)
+    graph = load_launch(Path(__file__).resolve().parents[2] / "launch" / "ros_gs.launch.yaml",
+                        {"camera": "/cameras/head", "objects": "true"})
+    queries = {"the green sphere": "green_ball", "the long yellow thing": "yellow_banana"}
+    calls = [ServiceCall(2.95, "/grasp_planner/query_grasps", {"query": q, "max_grasps": 2}) for q in queries]
+    rt = ReplayRuntime(bag, out, service_calls=calls)
+    for spec in graph.nodes:
+        rt.add_node(load_node(spec.executable), spec.name, spec.namespace, params=spec.params, remaps=spec.remaps)
+    report = rt.run()
+    assert not report.errors, report.errors
+    assert [n.NAME for n in rt.nodes] == ["mapper", "grasp_planner"]
+    with BagReader(out) as reader:
+        odom = {header_stamp_ns(m): pose_msg_to_matrix(m.pose.pose) for _, m in reader.messages(["/ros_gs/odom"])}
+    traj = evaluate_odometry(out, bag)
+    assert traj.ate_rmse_m < 0.02
+    T_world_map = traj.est_aligned[0] @ np.linalg.inv(odom[min(odom)])
+    spec = build_scene("orbit", seed=6, width=320, height=240, num_cameras=1)
+    for r, body in zip(report.services, queries.values()):
+        resp = r.response
+        assert resp.ok and resp.grasps.header.frame_id == "map", resp.message
+        pose = T_world_map @ pose_msg_to_matrix(resp.grasps.poses[0])
+        g = Grasp(pose, float(resp.openings[0]), 1.0, np.zeros((2, 3)))
+        assert execute(spec.xml, g, ParallelGripper(), body) > 0.1, (r.request, resp.description)

@@ -42,12 +42,17 @@ def test_shipped_graph_parts_follow_their_arguments() -> None:
     path = REPO / "launch" / "ros_gs.launch.yaml"
     assert [n.name for n in load_launch(path).nodes] == ["mapper"]
     both = load_launch(path, {"lidar": "True", "objects": "1", "camera": "/head"})
-    assert [n.executable for n in both.nodes] == ["mapper", "lidar_odometry", "physics_tracker", "grasp_planner"]
+    # with the mapper the camera moves: grasps in its map frame, poses from /tf, no physics yet
+    assert [n.executable for n in both.nodes] == ["mapper", "lidar_odometry", "grasp_planner"]
     mapper = both.nodes[0]
     assert {"rgb_topic": "/head/color/image_raw"} in mapper.params and {"use_sim_time": False} in mapper.params
     assert mapper.params[0] == REPO / "config" / "ros_gs.yaml"
-    tracker = both.nodes[2]
-    assert {"cameras": ["/head"]} in tracker.params
+    planner = both.nodes[2]
+    assert {"cameras": ["/head"]} in planner.params and {"world_frame": "map"} in planner.params
+    assert {"camera_poses": "tf"} in planner.params and {"world_z_up": False} in planner.params
+    still = load_launch(path, {"mapper": "false", "objects": "true"})
+    assert [n.executable for n in still.nodes] == ["physics_tracker", "grasp_planner"]
+    assert {"world_frame": ""} in still.nodes[1].params and {"camera_poses": "tf_static"} in still.nodes[1].params
     # the graph's parameter file keeps the two odometries apart
     from ros_gs.nodes.lidar_odometry import LidarOdometryNodeParams
 
