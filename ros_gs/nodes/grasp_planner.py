@@ -42,7 +42,8 @@ class GraspPlannerParams(NodeParams):
     labels_topic: str = Field("/segmentation/labels", description="std_msgs/String JSON {instance id: label}")
     world_frame: str = Field("world", description="the fixed frame of the cameras' poses and of the grasps; empty: the first camera's optical frame (a lone camera without TF)")
     camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper); a query uses the newest of the last 10 camera sets whose pose is known")
-    world_z_up: bool = Field(True, description="world_frame's z points up (REP 103: the support is the nearest large up-facing plane); false for a frame that is not levelled (the mapper's map is its first camera's frame): the support is found without it")
+    world_up: Literal["z", "camera"] = Field("z", description="the up direction in world_frame, that the support (the nearest large plane facing it) must face: z (REP 103, within finder.support.max_tilt_deg), or camera: roughly the camera's image up (-y of its optical frame), within camera_up_tilt_deg, for a frame that is not levelled (the mapper's map is its first camera's frame) seen by a camera held upright (a head, a hand). Without a world_frame (a lone camera) up is unknown and the support is the largest plane facing the camera")
+    camera_up_tilt_deg: float = Field(60.0, gt=0.0, lt=90.0, description="with world_up: camera, how far the support's normal may lie from the camera's image up (a head camera looking down at a table pitches 30-50 degrees); the floor and the table both face up: the nearer one, the table, is the support")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one camera set")
     grasps_topic: str = Field("~/grasps", description="geometry_msgs/PoseArray of the last query's grasps")
@@ -60,7 +61,10 @@ class GraspPlannerNode:
         ctx.create_subscription("std_msgs/msg/String", p.labels_topic, self.on_labels, LATCHED_QOS)
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set, segmentation=p.use_segmentation,
                                       colour=p.use_colour, poses=p.camera_poses)
-        self.finder = ObjectFinder(p.finder)
+        finder = p.finder
+        if p.world_up == "camera":  # a rough up: a wider tolerance
+            finder = finder.model_copy(update={"support": finder.support.model_copy(update={"max_tilt_deg": p.camera_up_tilt_deg})})
+        self.finder = ObjectFinder(finder)
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.grasps_topic)
         ctx.create_service("ros_gs/srv/QueryGrasps", "~/query_grasps", self.on_query)
         self.labels: dict[int, str] = {}
@@ -104,7 +108,9 @@ class GraspPlannerNode:
             except TransformError as err:  # a moving camera: its pose for these images not (yet) published
                 missing = missing or err
                 continue
-            up = np.array([0.0, 0.0, 1.0]) if p.world_frame and p.world_z_up else None  # REP 103: z up in a world frame
+            up = None  # a lone camera: its own frame, up unknown
+            if p.world_frame:
+                up = np.array([0.0, 0.0, 1.0]) if p.world_up == "z" else -views[0].T_world_cam[:3, 1]
             return find_objects(self.finder, views, up), header_stamp_ns(msgs[0])
         raise TransformError(f"no camera pose for the last {len(self.recent)} camera set(s): {missing}")
 

@@ -49,7 +49,7 @@ def test_shipped_graph_parts_follow_their_arguments() -> None:
     assert mapper.params[0] == REPO / "config" / "ros_gs.yaml"
     planner = both.nodes[2]
     assert {"cameras": ["/head"]} in planner.params and {"world_frame": "map"} in planner.params
-    assert {"camera_poses": "tf"} in planner.params and {"world_z_up": False} in planner.params
+    assert {"camera_poses": "tf"} in planner.params and {"world_up": "camera"} in planner.params
     still = load_launch(path, {"mapper": "false", "objects": "true"})
     assert [n.executable for n in still.nodes] == ["physics_tracker", "grasp_planner"]
     assert {"world_frame": ""} in still.nodes[1].params and {"camera_poses": "tf_static"} in still.nodes[1].params
