@@ -218,13 +218,42 @@ def _match_tracked(tracked: dict[int, dict[int, np.ndarray]], names: list[str], 
     return sorted(pairs), pairs
 
 
-def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "object/") -> ObjectTrackEval:
+def tracked_frame_in_world(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "object/") -> np.ndarray | None:
+    """``T_world_frame`` of the frame the objects are tracked in, when it is not MuJoCo's world:
+    the camera moved and the graph mapped it (the objects live in a support frame under the
+    mapper's map, on the bag's /tf_static): the map is placed in the world by the rigid alignment
+    of the mapper's camera path to the true one (as the ATE), then the support frame in the map.
+    None when the objects are tracked in ``world``."""
+    with BagReader(tracked_bag) as reader:
+        parent = next((str(t.header.frame_id) for _, m in reader.messages(["/tf"]) for t in m.transforms
+                       if str(t.child_frame_id).startswith(prefix)), None)
+        odom = {header_stamp_ns(m): (str(m.header.frame_id), pose_msg_to_matrix(m.pose.pose))
+                for _, m in reader.messages(["/ros_gs/odom"])}
+        static = TfBuffer()
+        for _, m in reader.messages(["/tf_static"]):
+            static.add_tf_message(m, static=True)
+    if parent is None or parent == "world":
+        return None
+    if not odom:
+        raise DatasetError(f"{tracked_bag}: objects are tracked in {parent!r}, and no /ros_gs/odom places it in the world")
+    first = min(odom)
+    map_frame, T_map_cam0 = odom[first]
+    T_world_map = evaluate_odometry(tracked_bag, gt_bag).est_aligned[0] @ np.linalg.inv(T_map_cam0)
+    try:
+        return T_world_map @ static.lookup(map_frame, parent).matrix
+    except TransformError as err:
+        raise DatasetError(f"{tracked_bag}: {parent!r} is not under {map_frame!r} on /tf_static ({err})") from None
+
+
+def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = "object/",
+                     T_world_tracked: np.ndarray | None = None) -> ObjectTrackEval:
     """Objects published on /tf as ``<prefix><id>`` (``physics_tracker``) against the
     ground-truth TF ``world -> gt/<name>`` of ``ros-gs bag from-mujoco`` bags.  Each tracked id
     is the ground-truth object nearest to it at the first stamp they share (one to one, within
     10 cm: ids found in sensor data need not be MuJoCo's).  The tracker's body frames start where its
     first points were, so motions since the first matched stamp are compared, not poses: the true
-    object origin at the first stamp, moved by the estimated motion, against the true origin."""
+    object origin at the first stamp, moved by the estimated motion, against the true origin.  ``T_world_tracked``
+    places the tracked frame in the world when it is another (see :func:`tracked_frame_in_world`)."""
     objects = _gt_objects(gt_bag)
     names = [o["name"] for o in objects]
     shapes = {o["name"]: o.get("shape", "") for o in objects}
@@ -234,7 +263,8 @@ def evaluate_objects(tracked_bag: Path | str, gt_bag: Path | str, prefix: str = 
             for t in msg.transforms:
                 child = str(t.child_frame_id)
                 if child.startswith(prefix) and child[len(prefix):].isdigit():
-                    tracked.setdefault(int(child[len(prefix):]), {})[header_stamp_ns(t)] = pose_msg_to_matrix(t.transform)
+                    T = pose_msg_to_matrix(t.transform)
+                    tracked.setdefault(int(child[len(prefix):]), {})[header_stamp_ns(t)] = T if T_world_tracked is None else T_world_tracked @ T
     gt = tf_ground_truth(gt_bag)
     ids, matched = _match_tracked(tracked, names, gt)
     if not ids:

@@ -11,12 +11,13 @@ camera without a TF tree), or, for cameras that move, from /tf at each depth ima
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, Callable
 
 from ros_gs.errors import ConfigError, SensorDataError
 from ros_gs.objects.discovery import View
 from ros_gs.runtime.node_api import NodeContext
-from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_STATIC_QOS
+from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
 from ros_gs.semantics.instances import DepthView
 from ros_gs.sensors.camera import PinholeCamera, camera_from_info
 from ros_gs.sensors.image import depth_to_metres, image_to_numpy
@@ -32,9 +33,15 @@ class CameraSetInput:
     bag looped faster than ``jump_back_s`` needs a smaller one)."""
 
     def __init__(self, ctx: NodeContext, cameras: list[str], sync_slop_s: float, on_set: Callable[[tuple[Any, ...]], None],
-                 jump_back_s: float = 1.0, segmentation: bool = True, colour: bool = False, poses: str = "tf_static") -> None:
+                 jump_back_s: float = 1.0, segmentation: bool = True, colour: bool = False, poses: str = "tf_static",
+                 pose_frame: str = "", max_waiting: int = 30) -> None:
         if poses not in ("tf_static", "tf"):
             raise ConfigError(f"camera poses come from 'tf_static' or 'tf', not {poses!r}")
+        # poses from /tf: a matched set waits until its cameras' poses in pose_frame are known at
+        # its stamp (a mapper publishes a frame's pose after it has processed the frame), at most
+        # max_waiting sets; an older set still waiting when a newer one is ready is dropped, counted
+        self.pose_frame, self.max_waiting = pose_frame, max_waiting
+        self._waiting: deque = deque()
         self.jump_back_ns = int(jump_back_s * 1e9)
         self.time_jumps = 0
         self.old_timeline_drops = 0
@@ -43,6 +50,7 @@ class CameraSetInput:
         self.moving = poses == "tf"
         if self.moving:  # /tf and /tf_static, looked up at each image's stamp
             self.tf_static = ctx.tf_buffer()
+            ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf", lambda m: self._release(), TF_QOS)
         else:
             self.tf_static = TfBuffer()
             ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
@@ -93,7 +101,31 @@ class CameraSetInput:
             self.time_jumps += 1
             self._fence, self._new_max = newest, stamp
         for msgs in self.sync.add(index, stamp, msg):
-            self._on_set(msgs)
+            if not self.moving:
+                self._on_set(msgs)
+                continue
+            self._waiting.append(msgs)
+            if len(self._waiting) > self.max_waiting:
+                self._drop(self._waiting.popleft(), f"more than {self.max_waiting} camera sets wait for their pose on /tf")
+            self._release()
+
+    def _pose_known(self, msgs) -> bool:
+        frame = self.pose_frame or msgs[0].header.frame_id
+        return all(self.tf_static.can_transform(frame, m.header.frame_id, header_stamp_ns(m))
+                   for m in msgs[:: self.per_camera])
+
+    def _drop(self, msgs, why: str) -> None:
+        self._ctx.count_skip(self._topics[0], f"camera set at {header_stamp_ns(msgs[0])} ns dropped: {why}")
+
+    def _release(self) -> None:
+        """Hand on the waiting sets whose camera poses are known, oldest first."""
+        while self._waiting:
+            ready = next((k for k, msgs in enumerate(self._waiting) if self._pose_known(msgs)), None)
+            if ready is None:
+                return
+            for _ in range(ready):
+                self._drop(self._waiting.popleft(), "no camera pose for it, and a newer set has one")
+            self._on_set(self._waiting.popleft())
 
     def _camera(self, msgs, k: int, world_frame: str):
         """(depth m, CameraInfo model, segmentation or None, rgb or None, T_world_cam) of camera k."""

@@ -60,7 +60,8 @@ class GraspPlannerNode:
         self.planner = GraspPlanner(p.planner)
         ctx.create_subscription("std_msgs/msg/String", p.labels_topic, self.on_labels, LATCHED_QOS)
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set, segmentation=p.use_segmentation,
-                                      colour=p.use_colour, poses=p.camera_poses)
+                                      colour=p.use_colour, poses=p.camera_poses,
+                                      pose_frame=p.world_frame)
         finder = p.finder
         if p.world_up == "camera":  # a rough up: a wider tolerance
             finder = finder.model_copy(update={"support": finder.support.model_copy(update={"max_tilt_deg": p.camera_up_tilt_deg})})

@@ -36,6 +36,7 @@ Outputs (``world_frame``, or ``support_frame`` for a lone camera):
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
@@ -66,8 +67,11 @@ class PhysicsTrackerParams(NodeParams):
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data (without use_segmentation)")
     forces_max_width: int = Field(160, ge=16, le=8192, description="images wider than this are compared with the predicted scene at a stride (the visual-force gain was set on 160x120 images; rendering larger ones on a CPU is slow too)")
     assign_distance: float = Field(0.03, gt=0.0, description="without use_segmentation: an object pixel belongs to the body with a particle this close (m), else to none")
-    world_frame: str = Field("world", description="the fixed frame (z up) the cameras are calibrated in (/tf_static) and poses are published in; empty: a lone camera without TF, and the node makes support_frame on the support it finds")
-    support_frame: str = Field("ros_gs/support", description="with an empty world_frame: the frame on the support found in the first set (z along its normal, the support at z = 0), published on /tf_static under the camera's frame")
+    world_frame: str = Field("world", description="the fixed frame the cameras' poses are in and, when it is levelled (world_up: z), poses are published in; empty: a lone camera without TF, and the node makes support_frame on the support it finds")
+    camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper)")
+    world_up: Literal["z", "camera"] = Field("z", description="z: world_frame's z is up (REP 103) and the objects live in it; camera: world_frame is not levelled (the mapper's map is its first camera's frame): the node makes support_frame under it on the support found in the first set, the nearest large plane facing roughly the camera's image up (within camera_up_tilt_deg), and the objects live there, gravity along its normal")
+    camera_up_tilt_deg: float = Field(60.0, gt=0.0, lt=90.0, description="with world_up: camera, how far the support's normal may lie from the camera's image up")
+    support_frame: str = Field("ros_gs/support", description="with an empty world_frame or world_up: camera: the frame on the support found in the first set (z along its normal, the support at z = 0), published on /tf_static under world_frame (or the camera's frame)")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one set of all cameras' images")
     spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
     density: float = Field(500.0, gt=0.0, description="kg/m^3: a body's mass is its particle volume (spacing^3 each) times this")
@@ -98,9 +102,11 @@ class PhysicsTrackerNode:
         self.ctx = ctx
         self.params = p = ctx.get_params(PhysicsTrackerParams)
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, ctx.guard("physics_tracker", self.on_set), p.time_jump_s,
-                                      segmentation=p.use_segmentation, colour=not p.use_segmentation)
+                                      segmentation=p.use_segmentation, colour=not p.use_segmentation, poses=p.camera_poses,
+                                      pose_frame=p.world_frame)
         self.finder = ObjectFinder(p.finder)
-        world = p.world if p.world_frame else p.world.model_copy(update={"ground_height": 0.0})
+        self.levelled = bool(p.world_frame) and p.world_up == "z"  # else the objects live in support_frame
+        world = p.world if self.levelled else p.world.model_copy(update={"ground_height": 0.0})
         self.tracker = ObjectTracker(TrackerConfig(spacing=p.spacing, density=p.density, min_points=p.min_points,
                                                    max_objects=p.max_objects, gaussian_spacing=p.gaussian_spacing,
                                                    max_step_s=p.max_step_s, estimate_friction=p.estimate_friction,
@@ -113,7 +119,7 @@ class PhysicsTrackerNode:
         self.tf = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf")
         self.tf_static = ctx.create_publisher("tf2_msgs/msg/TFMessage", "/tf_static", LATCHED_QOS)
         ctx.create_service("ros_gs/srv/PredictObjects", "~/predict", self.on_predict)
-        self._T_support_cam0: np.ndarray | None = None
+        self._T_support_ref: np.ndarray | None = None  # see _in_world
         self._last_stamp: int | None = None
         self.frames = 0
         self.restarts = 0
@@ -222,26 +228,36 @@ class PhysicsTrackerNode:
         return out
 
     def _in_world(self, msgs, view) -> np.ndarray:
-        """The view's pose in the world: as calibrated, or (empty ``world_frame``) in the support
-        frame made from the first set's support plane, so gravity points down the support's normal."""
-        if self.params.world_frame:
+        """The view's pose in the world: as calibrated in a levelled ``world_frame``, else in the
+        support frame made from the first set's support plane (in the camera's frame for a lone
+        camera, in ``world_frame`` for one that is not levelled), so gravity points down the
+        support's normal."""
+        p = self.params
+        if self.levelled:
             return view.T_world_cam
-        if self._T_support_cam0 is None:
-            P = backproject(np.asarray(view.depth, dtype=np.float64), np.asarray(view.K, dtype=np.float64)).reshape(-1, 3)
-            plane = fit_support(P[::4], np.zeros(3), self.params.finder.support)
-            T_cam_sup = np.eye(4)
-            x = np.array([1.0, 0.0, 0.0]) - plane.normal[0] * plane.normal
+        if self._T_support_ref is None:
+            T = view.T_world_cam  # the camera in the reference frame (identity for a lone camera)
+            P = backproject(np.asarray(view.depth, dtype=np.float64), np.asarray(view.K, dtype=np.float64)).reshape(-1, 3)[::4]
+            P = P[np.isfinite(P).all(axis=1)] @ T[:3, :3].T + T[:3, 3]
+            config, up = p.finder.support, None
+            if p.world_frame:  # the camera's image up, roughly: the nearest plane facing it (the table, not the floor)
+                config, up = config.model_copy(update={"max_tilt_deg": p.camera_up_tilt_deg}), -T[:3, 1]
+            plane = fit_support(P, T[:3, 3], config, up)
+            n = plane.normal
+            x = np.array([1.0, 0.0, 0.0]) - n[0] * n
             x /= np.linalg.norm(x)
-            T_cam_sup[:3, :3] = np.stack([x, np.cross(plane.normal, x), plane.normal], axis=1)
-            T_cam_sup[:3, 3] = -plane.offset * plane.normal  # the camera's foot on the support
-            self._T_support_cam0 = np.linalg.inv(T_cam_sup)
+            T_ref_sup = np.eye(4)
+            T_ref_sup[:3, :3] = np.stack([x, np.cross(n, x), n], axis=1)
+            T_ref_sup[:3, 3] = T[:3, 3] - (n @ T[:3, 3] + plane.offset) * n  # the camera's foot on the support
+            self._T_support_ref = np.linalg.inv(T_ref_sup)
             make = self.ctx.make
-            header = make_header(make, header_stamp_ns(msgs[0]), msgs[0].header.frame_id)
+            parent = p.world_frame or msgs[0].header.frame_id
+            header = make_header(make, header_stamp_ns(msgs[0]), parent)
             self.tf_static.publish(make("tf2_msgs/msg/TFMessage", transforms=[
-                matrix_to_transform_stamped(make, T_cam_sup, header, self.params.support_frame)]))
-            self.ctx.logger.info("no world frame: objects are tracked in %s on the support found (%d inliers)",
-                                 self.params.support_frame, plane.inliers)
-        return self._T_support_cam0 @ view.T_world_cam
+                matrix_to_transform_stamped(make, T_ref_sup, header, p.support_frame)]))
+            self.ctx.logger.info("objects are tracked in %s on the support found under %s (%d inliers)",
+                                 p.support_frame, parent, plane.inliers)
+        return self._T_support_ref @ view.T_world_cam
 
     def _restart(self, why: str) -> None:
         """Drop the world; the next image set builds the objects again (a counted skip says why)."""
@@ -269,7 +285,7 @@ class PhysicsTrackerNode:
     # ------------------------------------------------------------------ outputs
     def _state_array(self, states: list[ObjectState], stamp: int):
         make = self.ctx.make
-        header = make_header(make, stamp, self.params.world_frame or self.params.support_frame)
+        header = make_header(make, stamp, self.params.world_frame if self.levelled else self.params.support_frame)
         objects = [make("ros_gs/msg/ObjectState", id=s.id, label=s.label, description=s.description,
                         pose=matrix_to_pose(make, s.pose),
                         twist=make("geometry_msgs/msg/Twist", linear=vector3_to_msg(make, s.twist[:3]),
@@ -280,7 +296,7 @@ class PhysicsTrackerNode:
 
     def _publish(self, stamp: int) -> None:
         p, make = self.params, self.ctx.make
-        header = make_header(make, stamp, p.world_frame or p.support_frame)
+        header = make_header(make, stamp, p.world_frame if self.levelled else p.support_frame)
         states = self.tracker.states()
         self.pub.publish(make("geometry_msgs/msg/PoseArray", header=header, poses=[matrix_to_pose(make, s.pose) for s in states]))
         self.tf.publish(make("tf2_msgs/msg/TFMessage", transforms=[

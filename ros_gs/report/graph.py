@@ -156,13 +156,17 @@ def map_views(input_bag: Path, output_bag: Path, figures: dict, frames: int = 3)
 
 
 def objects(input_bag: Path, output_bag: Path, figures: dict) -> Section | None:
-    from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions, plot_object_errors
+    from ros_gs.bags.evaluate import evaluate_objects, evaluate_predictions, plot_object_errors, tracked_frame_in_world
 
     if OBJECTS_TOPIC not in _topics(output_bag):
         return None
     section = Section("Tracked and predicted objects against ground truth")
     try:
-        r = evaluate_objects(output_bag, input_bag)
+        T = tracked_frame_in_world(output_bag, input_bag)
+        if T is not None:
+            section.items.append("The objects are tracked in a support frame under the mapper's map; the map is placed in "
+                                 "MuJoCo's world by the rigid alignment of the camera path (as for the ATE).")
+        r = evaluate_objects(output_bag, input_bag, T_world_tracked=T)
     except (DatasetError, InputError) as err:
         section.items.append(f"not evaluated: {err}")
         return section

@@ -42,7 +42,7 @@ def test_shipped_graph_parts_follow_their_arguments() -> None:
     path = REPO / "launch" / "ros_gs.launch.yaml"
     assert [n.name for n in load_launch(path).nodes] == ["mapper"]
     both = load_launch(path, {"lidar": "True", "objects": "1", "camera": "/head"})
-    # with the mapper the camera moves: grasps in its map frame, poses from /tf, no physics yet
+    # with the mapper the camera moves: grasps in its map frame, camera poses from /tf; no physics yet
     assert [n.executable for n in both.nodes] == ["mapper", "lidar_odometry", "grasp_planner"]
     mapper = both.nodes[0]
     assert {"rgb_topic": "/head/color/image_raw"} in mapper.params and {"use_sim_time": False} in mapper.params
@@ -53,6 +53,7 @@ def test_shipped_graph_parts_follow_their_arguments() -> None:
     still = load_launch(path, {"mapper": "false", "objects": "true"})
     assert [n.executable for n in still.nodes] == ["physics_tracker", "grasp_planner"]
     assert {"world_frame": ""} in still.nodes[1].params and {"camera_poses": "tf_static"} in still.nodes[1].params
+    assert still.nodes[0].params[-3:] == [{"world_frame": ""}, {"camera_poses": "tf_static"}, {"world_up": "z"}]
     # the graph's parameter file keeps the two odometries apart
     from ros_gs.nodes.lidar_odometry import LidarOdometryNodeParams
 
