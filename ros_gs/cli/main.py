@@ -7,16 +7,23 @@ and exit code 2, never a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import typer
-import yaml
+# torch's OpenMP threads spin while they wait; on a CPU other work shares, spinning threads take
+# turns with each other and a replay ran 16x slower (measured under a concurrent test run; 1.6x
+# with one other process).  Passive waiting costs little when the machine is idle.  Set before
+# torch loads its OpenMP runtime; an explicit OMP_WAIT_POLICY wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ros_gs.errors import DatasetError, InputError
-from ros_gs.runtime import interrupts
+import typer  # noqa: E402
+import yaml  # noqa: E402
+
+from ros_gs.errors import DatasetError, InputError  # noqa: E402
+from ros_gs.runtime import interrupts  # noqa: E402
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="ros_gs: Gaussian-splatting world model tools")
 bag_app = typer.Typer(no_args_is_help=True, help="Make and inspect rosbag2 files (no ROS needed).")
@@ -257,6 +264,8 @@ def replay(
         typer.echo(f"  published {topic}: {n}")
     for status in report.diagnostics:
         typer.echo(f"  diagnostics {summary_line(status)}")
+    for topic, node_names in sorted(runtime.silent_inputs().items()):
+        typer.echo(f"  no message on {topic} (input of {', '.join(node_names)}): not in the bag, nor published by a node")
     for key, n in sorted(report.skipped.items()):
         typer.echo(f"  skipped {n}: {' '.join(key)}")
     for key, n in sorted(report.errors.items()):
@@ -347,6 +356,10 @@ def report_cmd(
     for path in (input_bag, output_bag, *image):
         if not path.exists():
             raise InputError(f"{path} does not exist")
+    for path in image:
+        with open(path, "rb") as f:
+            if f.read(8) != b"\x89PNG\r\n\x1a\n":
+                raise InputError(f"--image {path}: not a PNG file")
     if not 1 <= frames <= 20:
         raise InputError(f"--frames must be 1 to 20, got {frames}")
     writable_parent(html)

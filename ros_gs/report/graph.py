@@ -55,9 +55,9 @@ def key_figures(output_bag: Path) -> Section:
         own = [(k, v) for k, v in s["values"] if not k.endswith(("(Hz)", "messages", "(mean / max)"))]
         section.items.append(Table(f"{s['name']}: {LEVEL_NAMES.get(s['level'], s['level'])}, {s['message']}",
                                    ("figure", "value"), own))
-    section.items.append(Table("Inputs of each node (the time is that of the callback the input triggered, the "
-                               "last period on /diagnostics)", ("node", "input", "rate (Hz)", "messages", "ms per message (mean / max)"),
-                               stages))
+    section.items.append(Table("Inputs of each node (messages: the whole run; rate and time: the last period on "
+                               "/diagnostics; the time is that of the callback the input triggered)",
+                               ("node", "input", "rate (Hz)", "messages", "ms per message (mean / max)"), stages))
     return section
 
 

@@ -85,6 +85,7 @@ def write_html(path: Path | str, title: str, sections: list[Section], subtitle: 
         parts += [_item(i) for i in s.items]
     parts.append("</body></html>")
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     tmp.write_text("\n".join(parts), encoding="utf-8")
     os.replace(tmp, path)

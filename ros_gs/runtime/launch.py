@@ -91,7 +91,7 @@ class LaunchNode:
 @dataclass
 class LaunchDescription:
     nodes: list[LaunchNode]
-    arguments: dict[str, LaunchArgument]  # declared by the top file, in order
+    arguments: dict[str, LaunchArgument]  # declared by the top file, then by the files it includes
     configuration: dict[str, str]  # launch configurations at the end of the top file
 
 
@@ -299,6 +299,8 @@ class _Reader:
             raise LaunchError(f"{self.path}: launch argument {name}:={self.config[name]!r} is not one of {list(choices)}")
         if self.depth == 0:
             self.declared[name] = LaunchArgument(name, default, str(body.get("description", "")), choices)
+        else:  # an included file's: ros2 launch passes NAME:=VALUE on to it
+            self.declared.setdefault(name, LaunchArgument(name, default, str(body.get("description", "")), choices))
 
     def group(self, body: dict[str, Any], where: str) -> None:
         scoped = body.get("scoped", True)

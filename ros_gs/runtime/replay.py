@@ -256,6 +256,15 @@ class ReplayRuntime:
         self.contexts.append(ctx)
         return node
 
+    def silent_inputs(self) -> dict[str, list[str]]:
+        """Subscribed topics (but /tf, /tf_static) on which no message came, from the bag or a
+        node, with the nodes that wait on them: a camera topic misnamed in the parameters."""
+        out: dict[str, list[str]] = {}
+        for topic, subs in self._subs.items():
+            if topic not in ("/tf", "/tf_static") and not self.report.delivered[topic] and not self.report.published[topic]:
+                out[topic] = sorted({ctx.name for ctx, _, _ in subs})
+        return out
+
     def _add_timer(self, period_ns: int, callback: Callback) -> None:
         if self._end_ns is None:  # before run(): scheduled from the bag's start
             self._timers.append((period_ns, callback))

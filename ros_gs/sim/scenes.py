@@ -483,6 +483,27 @@ def _mj_camera_from_body(R_rig_sensor: np.ndarray) -> np.ndarray:
     return R_rig_sensor @ np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
+def _rig(T0: np.ndarray, cameras, width: int, height: int, lidar: bool = False) -> tuple[list[CameraSpec], str, str]:
+    """The sensor rig: a free body (no geoms) at ``T0`` carrying ``cameras`` ((name, (pos, R))
+    in the rig frame), the IMU site and, with ``lidar``, the LiDAR site; its camera specs, its
+    MJCF body and the IMU's sensor block."""
+    specs, cam_xml = [], ""
+    for name, (pos, R) in cameras:
+        cam_xml += f'    <camera name="{name}" mode="fixed" pos="{_f(pos)}" quat="{_quat_attr(_mj_camera_from_body(R))}" fovy="60"/>\n'
+        specs.append(CameraSpec(name, width, height, 60.0, "rig"))
+    lidar_xml = f'    <site name="lidar" pos="{_f(RIG_LIDAR[0])}" quat="{_quat_attr(RIG_LIDAR[1])}" size="0.03"/>\n' if lidar else ""
+    body = (
+        f'  <body name="rig" pos="{_f(T0[:3, 3])}" quat="{_quat_attr(T0[:3, :3])}">\n'
+        '    <freejoint name="rig_joint"/>\n'
+        '    <inertial pos="0 0 0" mass="2.0" diaginertia="0.02 0.02 0.02"/>\n'
+        + lidar_xml
+        + f'    <site name="imu" pos="{_f(RIG_IMU[0])}" quat="{_quat_attr(RIG_IMU[1])}" size="0.01"/>\n'
+        + cam_xml + "  </body>\n"
+    )
+    sensors = '  <sensor>\n    <gyro name="imu_gyro" site="imu"/>\n    <accelerometer name="imu_accel" site="imu"/>\n  </sensor>\n'
+    return specs, body, sensors
+
+
 def _walkthrough(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec:
     rng = np.random.default_rng(seed)
     traj = LoopTrajectory(phase=float(rng.uniform(0, 2 * math.pi)), omega=0.3 if seed % 2 == 0 else -0.3)
@@ -528,26 +549,8 @@ def _walkthrough(seed: int, width: int, height: int, num_cameras: int) -> SceneS
     objects = [o for o, _ in objs]
     body_xml = "".join(_object_xml(o, T) for o, T in objs)
 
-    T0 = traj.pose(0.0)
-    cams = []
-    cam_xml = ""
-    for name, (pos, R) in (("rig_front", RIG_CAMERA_FRONT), ("rig_side", RIG_CAMERA_SIDE))[:num_cameras]:
-        cam_xml += f'    <camera name="{name}" mode="fixed" pos="{_f(pos)}" quat="{_quat_attr(_mj_camera_from_body(R))}" fovy="60"/>\n'
-        cams.append(CameraSpec(name, width, height, 60.0, "rig"))
-    rig_xml = (
-        f'  <body name="rig" pos="{_f(T0[:3, 3])}" quat="{_quat_attr(T0[:3, :3])}">\n'
-        '    <freejoint name="rig_joint"/>\n'
-        '    <inertial pos="0 0 0" mass="2.0" diaginertia="0.02 0.02 0.02"/>\n'
-        f'    <site name="lidar" pos="{_f(RIG_LIDAR[0])}" quat="{_quat_attr(RIG_LIDAR[1])}" size="0.03"/>\n'
-        f'    <site name="imu" pos="{_f(RIG_IMU[0])}" quat="{_quat_attr(RIG_IMU[1])}" size="0.01"/>\n'
-        + cam_xml + "  </body>\n"
-    )
-    sensors = (
-        "  <sensor>\n"
-        '    <gyro name="imu_gyro" site="imu"/>\n'
-        '    <accelerometer name="imu_accel" site="imu"/>\n'
-        "  </sensor>\n"
-    )
+    cams, rig_xml, sensors = _rig(traj.pose(0.0), (("rig_front", RIG_CAMERA_FRONT), ("rig_side", RIG_CAMERA_SIDE))[:num_cameras],
+                                  width, height, lidar=True)
     xml = _header("walkthrough", 5.0, (0, 0, 1.2), width, height) + "  <worldbody>\n" + world + body_xml + rig_xml
     xml += "  </worldbody>\n" + sensors + "</mujoco>\n"
     # contacts: the rig has no geoms; nothing else moves, so no collisions are computed at all
@@ -587,19 +590,7 @@ def _orbit(seed: int, width: int, height: int, num_cameras: int) -> SceneSpec:
     # a head camera with an IMU carried around the table at head height, looking at it
     traj = OrbitTrajectory(phase=float(rng.uniform(0, 2 * math.pi)), omega=0.22 if seed % 2 == 0 else -0.22,
                            aim_down=math.radians(8.0))  # the front camera is mounted 8 deg down
-    T0 = traj.pose(0.0)
-    cams, cam_xml = [], ""
-    for name, (pos, R) in (("head", RIG_CAMERA_FRONT),)[:num_cameras]:
-        cam_xml += f'    <camera name="{name}" mode="fixed" pos="{_f(pos)}" quat="{_quat_attr(_mj_camera_from_body(R))}" fovy="60"/>\n'
-        cams.append(CameraSpec(name, width, height, 60.0, "rig"))
-    rig_xml = (
-        f'  <body name="rig" pos="{_f(T0[:3, 3])}" quat="{_quat_attr(T0[:3, :3])}">\n'
-        '    <freejoint name="rig_joint"/>\n'
-        '    <inertial pos="0 0 0" mass="2.0" diaginertia="0.02 0.02 0.02"/>\n'
-        f'    <site name="imu" pos="{_f(RIG_IMU[0])}" quat="{_quat_attr(RIG_IMU[1])}" size="0.01"/>\n'
-        + cam_xml + "  </body>\n"
-    )
-    sensors = '  <sensor>\n    <gyro name="imu_gyro" site="imu"/>\n    <accelerometer name="imu_accel" site="imu"/>\n  </sensor>\n'
+    cams, rig_xml, sensors = _rig(traj.pose(0.0), (("head", RIG_CAMERA_FRONT),)[:num_cameras], width, height)
     xml = _header("orbit", 2.5, (0, 0, 0.9), width, height) + "  <worldbody>\n" + _table_world() + paddle + body_xml + rig_xml
     xml += "  </worldbody>\n" + sensors + "</mujoco>\n"
     return SceneSpec("orbit", xml, objects, cams, None, "imu", "rig", settle_s=0.5, table_top_z=TABLE_TOP_Z,

@@ -43,6 +43,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
         (["replay", "BAG", "--launch", "LAUNCH", "--arg", "mapper:=false"], "no node is launched"),
         (["replay", "BAG", "--launch", "LAUNCH", "--node", "mapper"], "give one"),
         (["replay", "BAG", "--arg", "lidar:=true"], "needs --launch"),
+        (["bag", "from-mujoco", "orbit", "OUT", "--cameras", "2"], "cameras"),
         (["render", "BAG", "OUT.notanimage"], "unknown image type"),
         (["render", "BAG", "OUT.png", "--size", "1", "67000000"], "8192x8192"),
     ],

@@ -76,3 +76,8 @@ def test_report_says_what_it_cannot_show(tmp_path: Path) -> None:
     assert "has no /diagnostics" in text and "not evaluated" in text and "not drawn" in text
     bad = cli("report", str(empty_in), str(tmp_path / "missing.mcap"), "--html", str(tmp_path / "x.html"))
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "notes.md").write_text("# not an image\n")
+    bad = cli("report", str(empty_in), str(empty_out), "--html", str(tmp_path / "x.html"), "--image", str(tmp_path / "notes.md"))
+    assert bad.returncode == 2 and "not a PNG" in bad.stderr and not (tmp_path / "x.html").exists()
+    made = cli("report", str(empty_in), str(empty_out), "--html", str(tmp_path / "new" / "folder" / "r.html"))
+    assert made.returncode == 0 and (tmp_path / "new" / "folder" / "r.html").is_file()  # the folder is made

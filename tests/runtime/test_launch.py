@@ -67,6 +67,8 @@ def test_wrappers_include_the_graph() -> None:
     assert [n.name for n in mapper.nodes] == ["mapper"]
     assert mapper.nodes[0].params[0] == REPO / "config" / "mapper.yaml"
     assert {"depth_topic": "/wrist/depth/image_raw"} in mapper.nodes[0].params
+    # as under ros2 launch, an argument of the included file reaches it
+    assert [n.name for n in load_launch(REPO / "launch" / "mapper.launch.yaml", {"objects": "true"}).nodes] == ["mapper", "grasp_planner"]
     objects = load_launch(REPO / "launch" / "objects.launch.yaml")
     assert [n.name for n in objects.nodes] == ["physics_tracker", "grasp_planner"]
 
@@ -230,6 +232,7 @@ def test_replay_applies_launch_params_in_order_and_remaps(tmp_path: Path) -> Non
     rt.run()
     assert echo.params.prefix == "file" and echo.params.other == 7  # the file came after the inline value
     assert echo.got == ["m0", "m1", "m2"]  # /robot/input -> /sensor/text; the bag's /input is not it
+    assert rt.silent_inputs() == {}
     with BagReader(out) as r:
         assert [m.data for _, m in r.messages(["/echoed"])] == ["file:m0", "file:m1", "file:m2"]
         assert "/robot/echo/out" not in r.topics()
@@ -260,3 +263,6 @@ def test_cli_replays_the_graph_of_a_launch_file(tmp_path: Path) -> None:
     with BagReader(out) as r:
         means = [list(m.channel_mean) for _, m in r.messages(["/head/stats/stats"])]
     assert np.allclose(means, [[v] * 3 for v in (0, 10, 20, 30)])
+    # the argument forgotten: the node's input is not in the bag, and the summary says so
+    proc = subprocess.run(cmd[:7] + ["--out", str(out), "--overwrite"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "no message on /camera/color/image_raw (input of stats)" in proc.stdout, proc.stdout
