@@ -103,11 +103,12 @@ def bag_from_mujoco(
     overwrite: Annotated[bool, typer.Option(help="replace OUT if it exists")] = False,
 ) -> None:
     """A MuJoCo ground-truth scene -> RGB-D + segmentation, LiDAR, IMU, /tf_static, /ground_truth/*."""
-    from ros_gs.bags.from_mujoco import mujoco_scene_to_bag
     from ros_gs.sim.scenes import MAX_CAMERAS
 
     if cameras is not None and scene in MAX_CAMERAS and not 0 <= cameras <= MAX_CAMERAS[scene]:
         raise InputError(f"--cameras {cameras}: the {scene} scene has 0 to {MAX_CAMERAS[scene]} cameras")
+    from ros_gs.bags.from_mujoco import mujoco_scene_to_bag  # after the checks: it loads MuJoCo and OpenGL, which log
+
     counts = mujoco_scene_to_bag(
         scene, out, duration_s=duration, seed=seed, width=size[0], height=size[1],
         num_cameras=MAX_CAMERAS.get(scene, 3) if cameras is None else cameras,
