@@ -38,7 +38,7 @@ from ros_gs.bags.from_mujoco import mujoco_scene_to_bag  # noqa: E402
 from ros_gs.bags.reader import BagReader  # noqa: E402
 from ros_gs.bags.writer import BagWriter  # noqa: E402
 from ros_gs.report import graph_report  # noqa: E402
-from ros_gs.report.graph import _diagnostics  # noqa: E402
+from ros_gs.bags.info import last_diagnostics  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "grasping"))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -80,7 +80,8 @@ def run(seed: int, duration: float, imu: bool, objects: bool, folder: Path) -> d
     if proc.returncode != 0:
         raise SystemExit(f"replay failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     html, figures = graph_report(full, out, folder / f"{tag}_report.html")
-    (mapper,) = [s for s in _diagnostics(out) if s["name"] == "/mapper"]
+    with BagReader(out) as reader:
+        (mapper,) = [s for s in last_diagnostics(reader) if s["name"] == "/mapper"]
     values = dict(mapper["values"])
     row = {"seed": seed, "imu": imu, "duration_s": duration, "wall_s": wall, "report": str(html),
            "ate_cm": float(figures["ATE RMSE (cm)"]), "path_m": float(figures["path (m)"]),
@@ -101,13 +102,10 @@ def judge_grasps(seed: int, full: Path, out: Path, answers: list[dict]) -> list[
 
     from ros_gs.bags.evaluate import evaluate_odometry, tf_ground_truth
     from ros_gs.grasping import Grasp, ParallelGripper
-    from ros_gs.sensors.poses import pose_msg_to_matrix, xyz_quat_to_matrix
-    from ros_gs.sensors.stamps import header_stamp_ns
+    from ros_gs.sensors.poses import xyz_quat_to_matrix
     from ros_gs.sim.scenes import build_scene
 
-    with BagReader(out) as reader:
-        odom = {header_stamp_ns(m): pose_msg_to_matrix(m.pose.pose) for _, m in reader.messages(["/ros_gs/odom"])}
-    T_world_map = evaluate_odometry(out, full).est_aligned[0] @ np.linalg.inv(odom[min(odom)])
+    T_world_map = evaluate_odometry(out, full).T_gt_est
     gt = tf_ground_truth(full)
     spec = build_scene("orbit", seed=seed, width=320, height=240, num_cameras=1)
     # an object's own size: its largest extent (MuJoCo sizes are half-extents; a capsule's radius adds to its half-length)

@@ -33,6 +33,7 @@ class TrajectoryEval:
     path_m: float
     est_aligned: np.ndarray  # (N, 4, 4)
     gt: np.ndarray  # (N, 4, 4)
+    T_gt_est: np.ndarray  # (4, 4) the rigid alignment: the estimate's frame (e.g. the map) in the ground truth's
 
 
 def _poses(bag: Path | str, topic: str) -> dict[int, np.ndarray]:
@@ -108,7 +109,7 @@ def evaluate_odometry(odom_bag: Path | str, gt_bag: Path | str, odom_topic: str 
     G = np.array([gt[s] for s in stamps])
     rmse, aligned = ate_rmse([est[s] for s in stamps], G)
     path = float(np.linalg.norm(np.diff(G[:, :3, 3], axis=0), axis=1).sum())
-    return TrajectoryEval(len(stamps), len(est), rmse, path, aligned, G)
+    return TrajectoryEval(len(stamps), len(est), rmse, path, aligned, G, aligned[0] @ np.linalg.inv(est[stamps[0]]))
 
 
 def _pyplot():
@@ -227,20 +228,16 @@ def tracked_frame_in_world(tracked_bag: Path | str, gt_bag: Path | str, prefix: 
     with BagReader(tracked_bag) as reader:
         parent = next((str(t.header.frame_id) for _, m in reader.messages(["/tf"]) for t in m.transforms
                        if str(t.child_frame_id).startswith(prefix)), None)
-        odom = {header_stamp_ns(m): (str(m.header.frame_id), pose_msg_to_matrix(m.pose.pose))
-                for _, m in reader.messages(["/ros_gs/odom"])}
+        map_frame = next((str(m.header.frame_id) for _, m in reader.messages(["/ros_gs/odom"])), None)
         static = TfBuffer()
         for _, m in reader.messages(["/tf_static"]):
             static.add_tf_message(m, static=True)
     if parent is None or parent == "world":
         return None
-    if not odom:
+    if map_frame is None:
         raise DatasetError(f"{tracked_bag}: objects are tracked in {parent!r}, and no /ros_gs/odom places it in the world")
-    first = min(odom)
-    map_frame, T_map_cam0 = odom[first]
-    T_world_map = evaluate_odometry(tracked_bag, gt_bag).est_aligned[0] @ np.linalg.inv(T_map_cam0)
     try:
-        return T_world_map @ static.lookup(map_frame, parent).matrix
+        return evaluate_odometry(tracked_bag, gt_bag).T_gt_est @ static.lookup(map_frame, parent).matrix
     except TransformError as err:
         raise DatasetError(f"{tracked_bag}: {parent!r} is not under {map_frame!r} on /tf_static ({err})") from None
 

@@ -77,6 +77,8 @@ def _detail(reader: BagReader, topic: str, msgtype: str) -> str:
 
 
 def bag_info(path: Path | str) -> BagInfo:
+    from ros_gs.runtime.diagnostics import summary_line
+
     with BagReader(path) as reader:
         summaries = reader.summary()
         topics = [
@@ -84,14 +86,16 @@ def bag_info(path: Path | str) -> BagInfo:
         ]
         start, end = (reader.start_ns, reader.end_ns) if any(s.count for s in summaries) else (0, 0)
         partial = reader.partial
-        diagnostics = _last_diagnostics(reader, summaries)
+        diagnostics = [summary_line(status) for status in last_diagnostics(reader)]
     return BagInfo(str(path), (end - start) * 1e-9, start, end, sum(t.count for t in topics), topics, partial, diagnostics)
 
 
-def _last_diagnostics(reader: BagReader, summaries) -> list[str]:
-    from ros_gs.runtime.diagnostics import TOPIC, from_message, summary_line
+def last_diagnostics(reader: BagReader) -> list[dict]:
+    """The last status of each node on /diagnostics (``ros_gs.runtime.diagnostics.from_message``
+    dicts, by node name); undecodable arrays are passed over (``bag info --check`` names them)."""
+    from ros_gs.runtime.diagnostics import TOPIC, from_message
 
-    if not any(s.topic == TOPIC and s.msgtype == "diagnostic_msgs/msg/DiagnosticArray" for s in summaries):
+    if not any(s.topic == TOPIC and s.msgtype == "diagnostic_msgs/msg/DiagnosticArray" for s in reader.summary()):
         return []
     last: dict[str, dict] = {}
     for raw in reader.raw_messages([TOPIC]):
@@ -99,8 +103,8 @@ def _last_diagnostics(reader: BagReader, summaries) -> list[str]:
             for status in from_message(reader.decode(raw)):
                 last[status["name"]] = status
         except InputError:
-            continue  # bag info --check names undecodable messages
-    return [summary_line(last[name]) for name in sorted(last)]
+            continue
+    return [last[name] for name in sorted(last)]
 
 
 def check_bag(path: Path | str) -> tuple[int, list[str]]:

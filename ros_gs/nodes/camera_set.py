@@ -12,10 +12,14 @@ camera without a TF tree), or, for cameras that move, from /tf at each depth ima
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
 
 from ros_gs.errors import ConfigError, SensorDataError
 from ros_gs.objects.discovery import View
+from ros_gs.objects.support import SupportConfig
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.qos import LATCHED_QOS, SENSOR_QOS, TF_QOS, TF_STATIC_QOS
 from ros_gs.semantics.instances import DepthView
@@ -24,6 +28,22 @@ from ros_gs.sensors.image import depth_to_metres, image_to_numpy
 from ros_gs.sensors.stamps import check_not_ahead, header_stamp_ns
 from ros_gs.sensors.sync import ApproximateTimeSync
 from ros_gs.sensors.tf_buffer import TfBuffer
+
+
+class CameraPoseParams(BaseModel):
+    """Where the cameras' poses come from and which way is up: parameters both object nodes take."""
+
+    camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper); a camera set then waits until its pose is known")
+    world_up: Literal["z", "camera"] = Field("z", description="which way is up in world_frame: z (REP 103, the support's normal within finder.support.max_tilt_deg of it), or camera: world_frame is not levelled (the mapper's map is its first camera's frame), so up is roughly the camera's image up (-y of its optical frame: a camera held upright, a head, a hand), within camera_up_tilt_deg; the support is the nearest large plane facing up (the table, not the floor), and physics_tracker tracks in support_frame made on it. Without a world_frame (a lone camera) up is unknown and the support is the largest plane facing the camera")
+    camera_up_tilt_deg: float = Field(60.0, gt=0.0, lt=90.0, description="with world_up: camera, how far the support's normal may lie from the camera's image up (a head camera looking down at a table pitches 30-50 degrees)")
+
+    def up(self, T_world_cam: np.ndarray) -> np.ndarray:
+        """Up in world_frame, for a camera at ``T_world_cam``."""
+        return np.array([0.0, 0.0, 1.0]) if self.world_up == "z" else -np.asarray(T_world_cam)[:3, 1]
+
+    def support_config(self, config: SupportConfig) -> SupportConfig:
+        """``config`` with the tilt a rough up needs."""
+        return config if self.world_up == "z" else config.model_copy(update={"max_tilt_deg": self.camera_up_tilt_deg})
 
 
 class CameraSetInput:
@@ -49,11 +69,11 @@ class CameraSetInput:
         self._new_max = 0
         self.moving = poses == "tf"
         if self.moving:  # /tf and /tf_static, looked up at each image's stamp
-            self.tf_static = ctx.tf_buffer()
+            self.poses = ctx.tf_buffer()
             ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf", lambda m: self._release(), TF_QOS)
         else:
-            self.tf_static = TfBuffer()
-            ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.tf_static.add_tf_message(m, static=True),
+            self.poses = TfBuffer()
+            ctx.create_subscription("tf2_msgs/msg/TFMessage", "/tf_static", lambda m: self.poses.add_tf_message(m, static=True),
                                     TF_STATIC_QOS)
         self.segmentation, self.colour = segmentation, colour
         inputs = []
@@ -111,7 +131,7 @@ class CameraSetInput:
 
     def _pose_known(self, msgs) -> bool:
         frame = self.pose_frame or msgs[0].header.frame_id
-        return all(self.tf_static.can_transform(frame, m.header.frame_id, header_stamp_ns(m))
+        return all(self.poses.can_transform(frame, m.header.frame_id, header_stamp_ns(m))
                    for m in msgs[:: self.per_camera])
 
     def _drop(self, msgs, why: str) -> None:
@@ -151,7 +171,7 @@ class CameraSetInput:
                 raise SensorDataError(f"colour image must be 8-bit, got {rgb.dtype}")
         frame = world_frame or msgs[0].header.frame_id
         stamp = header_stamp_ns(depth_msg) if self.moving else None
-        T = self.tf_static.lookup(frame, depth_msg.header.frame_id, stamp).matrix
+        T = self.poses.lookup(frame, depth_msg.header.frame_id, stamp).matrix
         return depth, pin, seg, rgb, T
 
     def camera_model(self, msgs, k: int) -> PinholeCamera:

@@ -18,15 +18,13 @@ answered with ok = false and the reason.
 from __future__ import annotations
 
 import json
-from collections import deque
-from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
-from ros_gs.errors import InputError, SensorDataError, TransformError
+from ros_gs.errors import InputError, SensorDataError
 from ros_gs.grasping import GraspPlanner, GraspPlannerConfig
-from ros_gs.nodes.camera_set import CameraSetInput
+from ros_gs.nodes.camera_set import CameraPoseParams, CameraSetInput
 from ros_gs.objects import ObjectFinder, ObjectFinderConfig, ObjectScene, find_objects
 from ros_gs.runtime.node_api import NodeContext
 from ros_gs.runtime.params import NodeParams
@@ -35,15 +33,12 @@ from ros_gs.sensors.poses import matrix_to_pose
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
 
-class GraspPlannerParams(NodeParams):
+class GraspPlannerParams(NodeParams, CameraPoseParams):
     cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/color/image_raw, C/color/camera_info")
     use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation (and names from labels_topic) instead of finding them")
     use_colour: bool = Field(True, description="subscribe to C/color/image_raw (colours describe objects and find thin ones)")
     labels_topic: str = Field("/segmentation/labels", description="std_msgs/String JSON {instance id: label}")
     world_frame: str = Field("world", description="the fixed frame of the cameras' poses and of the grasps; empty: the first camera's optical frame (a lone camera without TF)")
-    camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper); a query uses the newest of the last 10 camera sets whose pose is known")
-    world_up: Literal["z", "camera"] = Field("z", description="the up direction in world_frame, that the support (the nearest large plane facing it) must face: z (REP 103, within finder.support.max_tilt_deg), or camera: roughly the camera's image up (-y of its optical frame), within camera_up_tilt_deg, for a frame that is not levelled (the mapper's map is its first camera's frame) seen by a camera held upright (a head, a hand). Without a world_frame (a lone camera) up is unknown and the support is the largest plane facing the camera")
-    camera_up_tilt_deg: float = Field(60.0, gt=0.0, lt=90.0, description="with world_up: camera, how far the support's normal may lie from the camera's image up (a head camera looking down at a table pitches 30-50 degrees); the floor and the table both face up: the nearer one, the table, is the support")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one camera set")
     grasps_topic: str = Field("~/grasps", description="geometry_msgs/PoseArray of the last query's grasps")
@@ -62,15 +57,11 @@ class GraspPlannerNode:
         self.cameras = CameraSetInput(ctx, p.cameras, p.sync_slop_s, self.on_set, segmentation=p.use_segmentation,
                                       colour=p.use_colour, poses=p.camera_poses,
                                       pose_frame=p.world_frame)
-        finder = p.finder
-        if p.world_up == "camera":  # a rough up: a wider tolerance
-            finder = finder.model_copy(update={"support": finder.support.model_copy(update={"max_tilt_deg": p.camera_up_tilt_deg})})
-        self.finder = ObjectFinder(finder)
+        self.finder = ObjectFinder(p.finder.model_copy(update={"support": p.support_config(p.finder.support)}))
         self.pub = ctx.create_publisher("geometry_msgs/msg/PoseArray", p.grasps_topic)
         ctx.create_service("ros_gs/srv/QueryGrasps", "~/query_grasps", self.on_query)
         self.labels: dict[int, str] = {}
-        self.latest = None  # the newest complete camera set
-        self.recent: deque = deque(maxlen=10)  # the newest sets: a moving camera's pose may come after its images
+        self.latest = None  # the newest complete camera set (with its cameras' poses known)
         self.queries = 0
         if not p.cameras:
             ctx.logger.warning("no cameras configured (parameter 'cameras'): every query will be answered 'no camera set'")
@@ -97,23 +88,12 @@ class GraspPlannerNode:
 
     def on_set(self, msgs) -> None:
         self.latest = msgs
-        self.recent.append(msgs)
 
     def _scene(self) -> tuple[ObjectScene, int]:
-        """Objects of the newest camera set whose camera poses are known."""
         p = self.params
-        missing = None
-        for msgs in reversed(self.recent):
-            try:
-                views = self.cameras.object_views(msgs, p.world_frame, self.labels)
-            except TransformError as err:  # a moving camera: its pose for these images not (yet) published
-                missing = missing or err
-                continue
-            up = None  # a lone camera: its own frame, up unknown
-            if p.world_frame:
-                up = np.array([0.0, 0.0, 1.0]) if p.world_up == "z" else -views[0].T_world_cam[:3, 1]
-            return find_objects(self.finder, views, up), header_stamp_ns(msgs[0])
-        raise TransformError(f"no camera pose for the last {len(self.recent)} camera set(s): {missing}")
+        views = self.cameras.object_views(self.latest, p.world_frame, self.labels)
+        up = p.up(views[0].T_world_cam) if p.world_frame else None  # a lone camera: its own frame, up unknown
+        return find_objects(self.finder, views, up), header_stamp_ns(self.latest[0])
 
     def on_query(self, request, response):
         p = self.params

@@ -36,7 +36,6 @@ Outputs (``world_frame``, or ``support_frame`` for a lone camera):
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 import torch
@@ -44,7 +43,7 @@ from pydantic import Field
 from scipy.spatial import cKDTree
 
 from ros_gs.errors import ConfigError, InputError
-from ros_gs.nodes.camera_set import CameraSetInput
+from ros_gs.nodes.camera_set import CameraPoseParams, CameraSetInput
 from ros_gs.objects import ObjectFinder, ObjectFinderConfig, fit_support
 from ros_gs.objects.description import describe
 from ros_gs.objects.segmentation import backproject
@@ -61,16 +60,13 @@ from ros_gs.sensors.poses import matrix_to_pose, matrix_to_transform_stamped, ve
 from ros_gs.sensors.stamps import header_stamp_ns, make_header
 
 
-class PhysicsTrackerParams(NodeParams):
+class PhysicsTrackerParams(NodeParams, CameraPoseParams):
     cameras: list[str] = Field(default_factory=list, description="camera namespaces C: C/depth/image_raw, C/color/image_raw, C/color/camera_info")
     use_segmentation: bool = Field(False, description="take instances from an upstream detector's C/segmentation instead of finding them in depth and colour")
     finder: ObjectFinderConfig = Field(default_factory=ObjectFinderConfig, description="objects from the sensor data (without use_segmentation)")
     forces_max_width: int = Field(160, ge=16, le=8192, description="images wider than this are compared with the predicted scene at a stride (the visual-force gain was set on 160x120 images; rendering larger ones on a CPU is slow too)")
     assign_distance: float = Field(0.03, gt=0.0, description="without use_segmentation: an object pixel belongs to the body with a particle this close (m), else to none")
     world_frame: str = Field("world", description="the fixed frame the cameras' poses are in and, when it is levelled (world_up: z), poses are published in; empty: a lone camera without TF, and the node makes support_frame on the support it finds")
-    camera_poses: Literal["tf_static", "tf"] = Field("tf_static", description="where the cameras' poses in world_frame come from: tf_static (fixed cameras) or tf at each image's stamp (a camera that moves, e.g. map -> camera from the mapper)")
-    world_up: Literal["z", "camera"] = Field("z", description="z: world_frame's z is up (REP 103) and the objects live in it; camera: world_frame is not levelled (the mapper's map is its first camera's frame): the node makes support_frame under it on the support found in the first set, the nearest large plane facing roughly the camera's image up (within camera_up_tilt_deg), and the objects live there, gravity along its normal")
-    camera_up_tilt_deg: float = Field(60.0, gt=0.0, lt=90.0, description="with world_up: camera, how far the support's normal may lie from the camera's image up")
     support_frame: str = Field("ros_gs/support", description="with an empty world_frame or world_up: camera: the frame on the support found in the first set (z along its normal, the support at z = 0), published on /tf_static under world_frame (or the camera's frame)")
     sync_slop_s: float = Field(0.02, ge=0.0, le=1.0, description="max stamp difference within one set of all cameras' images")
     spacing: float = Field(0.02, gt=0.002, le=0.5, description="particle pitch (m); particles are spheres of half this radius")
@@ -239,9 +235,8 @@ class PhysicsTrackerNode:
             T = view.T_world_cam  # the camera in the reference frame (identity for a lone camera)
             P = backproject(np.asarray(view.depth, dtype=np.float64), np.asarray(view.K, dtype=np.float64)).reshape(-1, 3)[::4]
             P = P[np.isfinite(P).all(axis=1)] @ T[:3, :3].T + T[:3, 3]
-            config, up = p.finder.support, None
-            if p.world_frame:  # the camera's image up, roughly: the nearest plane facing it (the table, not the floor)
-                config, up = config.model_copy(update={"max_tilt_deg": p.camera_up_tilt_deg}), -T[:3, 1]
+            # not levelled with a world_frame: up is the camera's, roughly (see CameraPoseParams)
+            config, up = (p.support_config(p.finder.support), p.up(T)) if p.world_frame else (p.finder.support, None)
             plane = fit_support(P, T[:3, 3], config, up)
             n = plane.normal
             x = np.array([1.0, 0.0, 0.0]) - n[0] * n

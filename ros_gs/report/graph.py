@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from ros_gs.bags.info import last_diagnostics
 from ros_gs.bags.reader import BagReader
 from ros_gs.errors import DatasetError, InputError
 from ros_gs.report.html import Figure, Section, Table, write_html
@@ -26,14 +27,8 @@ def _topics(bag: Path) -> dict[str, int]:
 
 def _diagnostics(bag: Path) -> list[dict]:
     """The last status of each node on /diagnostics."""
-    from ros_gs.runtime.diagnostics import TOPIC, from_message
-
-    last: dict[str, dict] = {}
     with BagReader(bag) as r:
-        for _, msg in r.messages([TOPIC]):
-            for status in from_message(msg):
-                last[status["name"]] = status
-    return [last[k] for k in sorted(last)]
+        return last_diagnostics(r)
 
 
 def key_figures(output_bag: Path) -> Section:

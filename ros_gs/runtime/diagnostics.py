@@ -13,7 +13,7 @@ publish the same array on simulated time.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,9 +35,8 @@ class _Window:
 class DiagnosticsRecorder:
     """Counts per callback (topic, service or timer) for one node; ``snapshot`` closes a period."""
 
-    totals: Counter[str] = field(default_factory=Counter)
     window: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))
-    run: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))  # never reset
+    run: dict[str, _Window] = field(default_factory=lambda: defaultdict(_Window))  # never reset: the totals
     first_ns: int | None = None
     busy_window: float = 0.0
     busy_run: float = 0.0
@@ -45,7 +44,6 @@ class DiagnosticsRecorder:
     last_skips: int = 0
     last_errors: int = 0
     last_ns: int | None = None
-    last: dict[str, Any] | None = None  # the latest status (see snapshot)
 
     def record(self, where: str, seconds: float, outer: bool = True) -> None:
         """One call of the callback ``where``; ``outer`` False: it ran inside another callback
@@ -53,7 +51,6 @@ class DiagnosticsRecorder:
         if outer:
             self.busy_window += seconds
             self.busy_run += seconds
-        self.totals[where] += 1
         for w in (self.window[where], self.run[where]):
             w.calls += 1
             w.seconds += seconds
@@ -68,13 +65,13 @@ class DiagnosticsRecorder:
         period_s = (now_ns - since) / 1e9 if since is not None and now_ns > since else None
         windows = self.run if whole_run else self.window
         values: list[tuple[str, str]] = []
-        for where in sorted(self.totals):
+        for where in sorted(self.run):
             w = windows.get(where, _Window())
             if where.startswith(INTERNAL):
                 continue  # timers, flushes and this report: not inputs
             rate = f"{w.calls / period_s:.2f}" if period_s else "-"
             mean = f"{1000 * w.seconds / w.calls:.1f}" if w.calls else "-"
-            values += [(f"{where} rate (Hz)", rate), (f"{where} messages", str(self.totals[where])),
+            values += [(f"{where} rate (Hz)", rate), (f"{where} messages", str(self.run[where].calls)),
                        (f"{where} ms per message (mean / max)", f"{mean} / {1000 * w.worst:.1f}" if w.calls else "-")]
         n_skips, n_errors = sum(skips.values()), sum(errors.values())
         values.append(("skipped", str(n_skips)))
@@ -100,7 +97,6 @@ class DiagnosticsRecorder:
             self.last_skips, self.last_errors, self.last_ns = n_skips, n_errors, now_ns
             self.window = defaultdict(_Window)
             self.busy_window = 0.0
-            self.last = status
         return status
 
     def start(self, now_ns: int) -> None:

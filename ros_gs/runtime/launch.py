@@ -92,7 +92,6 @@ class LaunchNode:
 class LaunchDescription:
     nodes: list[LaunchNode]
     arguments: dict[str, LaunchArgument]  # declared by the top file, then by the files it includes
-    configuration: dict[str, str]  # launch configurations at the end of the top file
 
 
 def package_share(package: str) -> Path:
@@ -404,7 +403,7 @@ def join_namespace(outer: str, inner: str) -> str:
 
 
 def _read(path: Path, config: dict[str, str], namespace: str, nodes: list[LaunchNode],
-          declared: dict[str, LaunchArgument], depth: int, share: Mapping[str, Path] | None = None) -> _Reader:
+          declared: dict[str, LaunchArgument], depth: int, share: Mapping[str, Path] | None = None) -> None:
     try:
         tree = yaml.safe_load(path.read_text())
     except OSError as err:
@@ -413,9 +412,7 @@ def _read(path: Path, config: dict[str, str], namespace: str, nodes: list[Launch
         raise LaunchError(f"launch file {path}: not YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(tree, dict) or list(tree) != ["launch"]:
         raise LaunchError(f"launch file {path}: the root must be one 'launch:' key")
-    reader = _Reader(path, config, namespace, nodes, declared, depth, share)
-    reader.entities(tree["launch"] or [], "launch")
-    return reader
+    _Reader(path, config, namespace, nodes, declared, depth, share).entities(tree["launch"] or [], "launch")
 
 
 def load_launch(path: Path | str, arguments: Mapping[str, str] | None = None,
@@ -427,14 +424,14 @@ def load_launch(path: Path | str, arguments: Mapping[str, str] | None = None,
     config = {str(k): str(v) for k, v in (arguments or {}).items()}
     nodes: list[LaunchNode] = []
     declared: dict[str, LaunchArgument] = {}
-    reader = _read(path, dict(config), "/", nodes, declared, 0, share)
+    _read(path, dict(config), "/", nodes, declared, 0, share)
     if unknown := sorted(set(config) - set(declared)):
         raise LaunchError(f"{path}: launch argument(s) {unknown} are not declared "
                           f"(it takes: {', '.join(declared) or 'none'})")
     names = [(n.namespace, n.name) for n in nodes]
     if dup := sorted({f"{ns.rstrip('/')}/{nm}" for ns, nm in names if names.count((ns, nm)) > 1}):
         raise LaunchError(f"{path}: node(s) {dup} are launched twice")
-    return LaunchDescription(nodes, declared, reader.config)
+    return LaunchDescription(nodes, declared)
 
 
 def parse_arguments(items: list[str]) -> dict[str, str]:

@@ -188,7 +188,8 @@ class NodeContext(ABC):
 
     # -- diagnostics --------------------------------------------------------------------------
     def full_name(self) -> str:
-        return f"{'/' + self.namespace.strip('/') if self.namespace.strip('/') else ''}/{self.name}"
+        """``/<ns>/<node>``: the node's own name resolved like its private names."""
+        return resolve_name("~", self.name, self.namespace)
 
     def start_diagnostics(self, node: Any) -> None:
         """Publish the node's status on /diagnostics every ``params.diagnostics_period_s`` (a
